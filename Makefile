@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+# gmemscope build.  `make help` lists the targets.
+#
+# Layout of what is generated (all under $(O), default build/):
+#   bpf/*.bpf.o      BPF objects         skel/*.skel.h   bpftool skeletons
+#   obj/             user objects + .d   lib/libgmemscope.a
+#   bin/             gmemd gmem-load gmemtop gmemtrace
+#   tests/           unit test binaries
+
+O ?= build
+CLANG ?= $(shell command -v clang-19 || command -v clang)
+BPFTOOL ?= $(shell command -v bpftool || echo /usr/sbin/bpftool)
+CC ?= cc
+ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.SECONDARY:
+
+PKGS := libbpf libelf zlib libmicrohttpd jansson ncursesw
+CFLAGS ?= -O2 -g
+# Reasons and labels are cut to fixed buffers on purpose: truncation is not a bug there.
+WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc -I$(O)/skel
+USER_CFLAGS = $(CFLAGS) $(WARN) -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -ljansson -lncursesw) -lpthread -lm
+
+BPF_CFLAGS := -g -O2 --target=bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
+	-Ivmlinux -Iinclude -Ibpf
+# BPF headers are listed, not guessed: every BPF object depends on all of them.
+BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/*.h) vmlinux/vmlinux.h
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+POLICY_SRCS := $(wildcard bpf/policies/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS))
+POLICY_OBJS := $(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.bpf.o,$(POLICY_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(O)/skel/%.skel.h,$(BPF_SRCS))
+
+LIB_SRCS := $(wildcard src/*.c)
+LIB_OBJS := $(patsubst src/%.c,$(O)/obj/src/%.o,$(LIB_SRCS))
+LIB := $(O)/lib/libgmemscope.a
+
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOLS := $(patsubst tools/%.c,$(O)/bin/%,$(TOOL_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNITS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all
+all: $(TOOLS) $(UNITS) $(POLICY_OBJS)
+
+$(O)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(O)/skel/%.skel.h: $(O)/bpf/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
+
+$(O)/obj/%.o: %.c $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(USER_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/bin/%: $(O)/obj/tools/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(O)/tests/%: $(O)/obj/tests/unit/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+-include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
+
+# ---- tests -----------------------------------------------------------------------------------
+# One runner for all layers (unit, live, end-to-end); it ends with "N passed, N failed, N skipped".
+# TESTS=tests/live/test_spine.py narrows it; PYTEST_ARGS passes more.
+PYTHON ?= /usr/bin/python3
+TESTS ?= tests
+.PHONY: check
+check: all
+	$(Q)GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) $(TESTS)
+
+.PHONY: bench
+bench: all
+	$(Q)GMEM_BUILD=$(abspath $(O)) bench/run
+
+# ---- dependencies ----------------------------------------------------------------------------
+# Debian packages, installed only when missing.
+DEB_PKGS := clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make \
+	libmicrohttpd-dev libjansson-dev libncurses-dev libcmocka-dev \
+	python3 python3-pytest tmux bpftrace prometheus
+.PHONY: deps
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+		grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "all build and test dependencies present"; fi
+
+# ---- vmlinux.h -------------------------------------------------------------------------------
+# Regenerate from the running kernel; replace the committed copy only if it changed.
+.PHONY: vmlinux
+vmlinux:
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(O)/vmlinux.h.new
+	$(Q)if cmp -s $(O)/vmlinux.h.new vmlinux/vmlinux.h; then echo "vmlinux.h unchanged"; \
+		rm $(O)/vmlinux.h.new; else mv $(O)/vmlinux.h.new vmlinux/vmlinux.h; \
+		echo "vmlinux.h updated"; fi
+
+.PHONY: clean
+clean:
+	rm -rf $(O)
+
+.PHONY: help
+help:
+	@echo 'gmemscope targets:'
+	@echo '  all (default)  build BPF objects, skeletons, libgmemscope, tools into $(O)/'
+	@echo '  check          build, then run every test (unit, live kernel, end to end)'
+	@echo '  bench          run the benchmarks (ratios against a same-run baseline)'
+	@echo '  deps           apt-get install the Debian packages that are missing'
+	@echo '  vmlinux        regenerate vmlinux/vmlinux.h from /sys/kernel/btf/vmlinux'
+	@echo '  clean          remove $(O)/'
+	@echo 'variables: O=DIR (build dir), V=1 (show commands), TESTS=path (narrow make check)'

@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * gmem_tp.bpf.c - the tracepoint tier: what any kernel with guest_memfd lets us see without
+ * fentry or kprobes.
+ *
+ * Hooks and why there:
+ *  - syscalls:sys_{enter,exit}_ioctl, decoded only for KVM's own ioctl numbers: guest_memfd
+ *    create, memslot bind, KVM_SET_MEMORY_ATTRIBUTES (the kernel part of a conversion, timed),
+ *    KVM_RUN (marks "inside the guest" for fault attribution, reads the exit that asks for a
+ *    conversion, and the next entry that ends one), KVM_MEMORY_ENCRYPT_OP (populate).
+ *  - syscalls:sys_{enter,exit}_fallocate: allocating fallocates and punch holes on gmem fds.
+ *  - syscalls:sys_enter_close: a hint that a VMM closed a gmem fd, so user space rescans.
+ *  - filemap:mm_filemap_{add_to,delete_from}_page_cache (tp_btf): every guest_memfd folio is
+ *    born and dies here, whoever caused it; the same hooks see secretmem folios, which leave and
+ *    rejoin the direct map at exactly those points.
+ *  - sched:sched_process_exit (tp_btf): a VMM went away.
+ *  - kvm:kvm_rmp_fault, kvmmmu:kvm_mmu_split_huge_page (tp_btf), where the kernel has them.
+ * Per-syscall tracepoints fire only for their syscall (raw_syscalls would fire for all); each
+ * program bails out after one compare or one hash lookup when the call is not ours.
+ * Cost: one 64-byte ring buffer record per guest_memfd folio event, per KVM ioctl of interest
+ * and per conversion step; nothing per guest exit except one LRU-hash update per KVM_RUN.
+ */
+#include "gmem_common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+enum call {
+	CALL_NONE = 0,
+	CALL_KVM_RUN,
+	CALL_CREATE_GMEM,
+	CALL_REGION2,
+	CALL_SET_ATTR,
+	CALL_ENCRYPT_OP,
+	CALL_FALLOCATE,
+};
+
+/* What a thread is in the middle of, from syscall entry to exit. Kept per thread (not deleted
+ * at exit) so a vCPU's KVM_RUN loop updates in place; LRU ages out dead threads. */
+struct call_ctx {
+	__u64 ts;
+	__u64 a;
+	__u64 b;
+	__u64 c;
+	__u64 ino;
+	void *vcpu;
+	__u32 call;
+	__s32 fd;
+	__u32 vm;
+	__u32 sub;
+	__u32 pending_conv; /* a vCPU exit asked for a conversion: report the next entry */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct call_ctx);
+} calls SEC(".maps");
+
+/* uapi layouts read from the ioctl argument */
+struct gmem_uapi_create {
+	__u64 size;
+	__u64 flags;
+};
+
+struct gmem_uapi_region2 {
+	__u32 slot;
+	__u32 flags;
+	__u64 guest_phys_addr;
+	__u64 memory_size;
+	__u64 userspace_addr;
+	__u64 guest_memfd_offset;
+	__u32 guest_memfd;
+};
+
+struct gmem_uapi_attrs {
+	__u64 address;
+	__u64 size;
+	__u64 attributes;
+	__u64 flags;
+};
+
+static __always_inline struct call_ctx *ctx_get(__u32 tid, bool create)
+{
+	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+	struct call_ctx zero = {};
+
+	if (c || !create)
+		return c;
+	bpf_map_update_elem(&calls, &tid, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&calls, &tid);
+}
+
+/* The struct kvm behind a VM fd, or the vCPU behind a vCPU fd: both are the file's private
+ * data; the ioctl number already says which it is (0xAE is KVM's ioctl type). */
+static __always_inline void *fd_private(int fd)
+{
+	struct file *file = gmem_fd_file(fd);
+
+	return file ? BPF_CORE_READ(file, private_data) : NULL;
+}
+
+static __always_inline void remember_vmm(__u32 vm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (vm && !bpf_map_lookup_elem(&vmm_tgids, &tgid))
+		bpf_map_update_elem(&vmm_tgids, &tgid, &vm, BPF_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int handle_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 cmd = (__u32)ctx->args[1];
+	int fd = (int)ctx->args[0];
+	void *uarg = (void *)ctx->args[2];
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct gmem_event *e;
+	struct call_ctx *c;
+
+	switch (cmd) {
+	case GMEM_KVM_RUN: {
+		struct kvm_vcpu *vcpu;
+
+		c = ctx_get(tid, true);
+		if (!c)
+			return 0;
+		vcpu = fd_private(fd);
+		c->call = CALL_KVM_RUN;
+		c->fd = fd;
+		c->vcpu = vcpu;
+		if (c->pending_conv) {
+			c->pending_conv = 0;
+			e = gmem_reserve(GMEM_EV_VCPU_RESUME);
+			if (e) {
+				e->vm = c->vm;
+				gmem_submit(e);
+			}
+		}
+		c->vm = gmem_vm_of_kvm(BPF_CORE_READ(vcpu, kvm));
+		return 0;
+	}
+	case GMEM_KVM_CREATE_GUEST_MEMFD: {
+		struct gmem_uapi_create args = {};
+
+		c = ctx_get(tid, true);
+		if (!c)
+			return 0;
+		bpf_probe_read_user(&args, sizeof(args), uarg);
+		c->call = CALL_CREATE_GMEM;
+		c->fd = fd;
+		c->a = args.size;
+		c->b = args.flags;
+		return 0;
+	}
+	case GMEM_KVM_SET_USER_MEMORY_REGION2: {
+		struct gmem_uapi_region2 r = {};
+
+		if (bpf_probe_read_user(&r, sizeof(r), uarg) || !(r.flags & GMEM_KVM_MEM_GUEST_MEMFD))
+			return 0;
+		c = ctx_get(tid, true);
+		if (!c)
+			return 0;
+		c->call = CALL_REGION2;
+		c->fd = fd;
+		c->sub = r.slot;
+		c->a = r.guest_phys_addr;
+		c->b = r.memory_size;
+		c->c = r.guest_memfd_offset;
+		c->ino = gmem_fd_ino((int)r.guest_memfd, NULL);
+		return 0;
+	}
+	case GMEM_KVM_SET_MEMORY_ATTRIBUTES: {
+		struct gmem_uapi_attrs at = {};
+
+		c = ctx_get(tid, true);
+		if (!c)
+			return 0;
+		bpf_probe_read_user(&at, sizeof(at), uarg);
+		c->call = CALL_SET_ATTR;
+		c->fd = fd;
+		c->a = at.address;
+		c->b = at.size;
+		c->sub = (at.attributes & GMEM_KVM_MEMORY_ATTRIBUTE_PRIVATE) ? GMEM_TO_PRIVATE :
+									       GMEM_TO_SHARED;
+		c->ts = bpf_ktime_get_ns();
+		return 0;
+	}
+	case GMEM_KVM_MEMORY_ENCRYPT_OP:
+		c = ctx_get(tid, true);
+		if (c) {
+			c->call = CALL_ENCRYPT_OP;
+			c->fd = fd;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static __always_inline void kvm_run_exit(struct call_ctx *c)
+{
+	struct kvm_vcpu *vcpu = c->vcpu;
+	struct kvm_run *run;
+	struct gmem_event *e;
+	__u64 gpa, size, dir;
+	__u32 reason;
+
+	if (!vcpu)
+		return;
+	run = BPF_CORE_READ(vcpu, run);
+	reason = BPF_CORE_READ(run, exit_reason);
+	if (reason == GMEM_KVM_EXIT_MEMORY_FAULT) {
+		__u64 fl = BPF_CORE_READ(run, memory_fault.flags);
+
+		gpa = BPF_CORE_READ(run, memory_fault.gpa);
+		size = BPF_CORE_READ(run, memory_fault.size);
+		dir = (fl & GMEM_KVM_MEMORY_EXIT_FLAG_PRIVATE) ? GMEM_TO_PRIVATE : GMEM_TO_SHARED;
+	} else if (reason == GMEM_KVM_EXIT_HYPERCALL &&
+		   BPF_CORE_READ(run, hypercall.nr) == GMEM_KVM_HC_MAP_GPA_RANGE) {
+		gpa = BPF_CORE_READ(run, hypercall.args[0]);
+		size = BPF_CORE_READ(run, hypercall.args[1]) * 4096;
+		dir = (BPF_CORE_READ(run, hypercall.args[2]) & GMEM_KVM_MAP_GPA_RANGE_ENCRYPTED) ?
+			      GMEM_TO_PRIVATE : GMEM_TO_SHARED;
+	} else {
+		return;
+	}
+	c->pending_conv = 1;
+	e = gmem_reserve(GMEM_EV_CONV_REQUEST);
+	if (!e)
+		return;
+	e->vm = c->vm;
+	e->a = gpa;
+	e->b = size;
+	e->sub = dir;
+	e->c = reason;
+	gmem_submit(e);
+}
+
+SEC("tracepoint/syscalls/sys_exit_ioctl")
+int handle_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+	long ret = ctx->ret;
+	struct gmem_event *e;
+	__u32 call;
+
+	if (!c || !c->call)
+		return 0;
+	call = c->call;
+	c->call = CALL_NONE;
+
+	switch (call) {
+	case CALL_KVM_RUN:
+		kvm_run_exit(c);
+		return 0;
+	case CALL_CREATE_GMEM: {
+		struct inode *inode = NULL;
+		__u64 ino = ret >= 0 ? gmem_fd_ino((int)ret, &inode) : 0;
+		__u32 vm = gmem_vm_of_kvm(fd_private(c->fd));
+
+		e = gmem_reserve(GMEM_EV_FILE_CREATE);
+		if (!e)
+			return 0;
+		e->vm = vm;
+		e->ino = ino;
+		e->a = c->a;
+		e->b = c->b;
+		e->result = (__s32)ret;
+		gmem_submit(e);
+		if (ino && vm) {
+			bpf_map_update_elem(&ino_vm, &ino, &vm, BPF_ANY);
+			remember_vmm(vm);
+		}
+		return 0;
+	}
+	case CALL_REGION2: {
+		__u32 vm = gmem_vm_of_kvm(fd_private(c->fd));
+
+		e = gmem_reserve(c->b ? GMEM_EV_BIND : GMEM_EV_UNBIND);
+		if (!e)
+			return 0;
+		e->vm = vm;
+		e->ino = c->ino;
+		e->a = c->a;
+		e->b = c->b;
+		e->c = c->c;
+		e->sub = c->sub;
+		e->result = (__s32)ret;
+		gmem_submit(e);
+		return 0;
+	}
+	case CALL_SET_ATTR:
+		e = gmem_reserve(GMEM_EV_CONV_ATTR);
+		if (!e)
+			return 0;
+		e->vm = gmem_vm_of_kvm(fd_private(c->fd));
+		e->a = c->a;
+		e->b = c->b;
+		e->sub = c->sub;
+		e->c = e->ts_ns - c->ts;
+		e->result = (__s32)ret;
+		gmem_submit(e);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+SEC("tracepoint/syscalls/sys_enter_fallocate")
+int handle_fallocate_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inode *inode = NULL;
+	struct call_ctx *c;
+	__u64 ino;
+
+	ino = gmem_fd_ino((int)ctx->args[0], &inode);
+	if (!ino)
+		return 0;
+	c = ctx_get(tid, true);
+	if (!c)
+		return 0;
+	c->call = CALL_FALLOCATE;
+	c->ino = ino;
+	c->sub = (__u32)ctx->args[1]; /* mode */
+	c->a = ctx->args[2];
+	c->b = ctx->args[3];
+	c->vm = gmem_inode_vm(inode, ino);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_fallocate")
+int handle_fallocate_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+	struct gmem_event *e;
+
+	if (!c || c->call != CALL_FALLOCATE)
+		return 0;
+	c->call = CALL_NONE;
+	e = gmem_reserve((c->sub & GMEM_FALLOC_FL_PUNCH_HOLE) ? GMEM_EV_PUNCH_HOLE :
+								 GMEM_EV_FALLOCATE);
+	if (!e)
+		return 0;
+	e->vm = c->vm;
+	e->ino = c->ino;
+	e->a = c->a;
+	e->b = c->b;
+	e->result = (__s32)ctx->ret;
+	gmem_submit(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *vm = bpf_map_lookup_elem(&vmm_tgids, &tgid);
+	struct gmem_event *e;
+	__u64 ino;
+
+	if (!vm)
+		return 0;
+	ino = gmem_fd_ino((int)ctx->args[0], NULL);
+	if (!ino)
+		return 0;
+	e = gmem_reserve(GMEM_EV_FD_CLOSE);
+	if (!e)
+		return 0;
+	e->vm = *vm;
+	e->ino = ino;
+	gmem_submit(e);
+	return 0;
+}
+
+/* Which of our syscalls, if any, made this folio exist. */
+static __always_inline __u32 alloc_source(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+	struct task_struct *task;
+
+	if (c) {
+		switch (c->call) {
+		case CALL_KVM_RUN:
+			return GMEM_SRC_GUEST_FAULT;
+		case CALL_FALLOCATE:
+			return GMEM_SRC_FALLOCATE;
+		case CALL_ENCRYPT_OP:
+			return GMEM_SRC_POPULATE;
+		case CALL_NONE:
+			break;
+		default:
+			return GMEM_SRC_OTHER;
+		}
+	}
+	task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, flags) & 0x00200000 /* PF_KTHREAD */)
+		return GMEM_SRC_OTHER;
+	/* Not in a syscall we decode: gmem only gains folios outside one through a fault on
+	 * its mmap (6.18+ MMAP flag). */
+	return GMEM_SRC_USER_FAULT;
+}
+
+static __always_inline int folio_event(struct folio *folio, bool add)
+{
+	struct address_space *mapping = BPF_CORE_READ(folio, mapping);
+	struct inode *host;
+	struct gmem_event *e;
+	__u32 order, kind;
+	__u64 magic, ino;
+
+	if (!mapping)
+		return 0;
+	host = BPF_CORE_READ(mapping, host);
+	if (!host)
+		return 0;
+	magic = gmem_inode_magic(host);
+	if (magic == GMEM_SECRETMEM_MAGIC) {
+		/* secretmem took the folio out of the direct map just before adding it, and puts
+		 * it back in its free_folio callback right after deleting it. */
+		e = gmem_reserve(add ? GMEM_EV_DMAP_REMOVE : GMEM_EV_DMAP_RESTORE);
+		if (!e)
+			return 0;
+		order = gmem_folio_order(folio);
+		e->ino = BPF_CORE_READ(host, i_ino);
+		e->a = BPF_CORE_READ(folio, index);
+		e->b = 1ull << order;
+		e->order = order;
+		e->sub = GMEM_OWNER_SECRETMEM;
+		e->vm = bpf_get_current_pid_tgid() >> 32;
+		gmem_submit(e);
+		return 0;
+	}
+	if (!gmem_mapping_is_gmem(mapping, magic))
+		return 0;
+	kind = add ? GMEM_EV_PAGE_ALLOC : GMEM_EV_PAGE_FREE;
+	e = gmem_reserve(kind);
+	if (!e)
+		return 0;
+	ino = BPF_CORE_READ(host, i_ino);
+	order = gmem_folio_order(folio);
+	e->ino = ino;
+	e->a = BPF_CORE_READ(folio, index);
+	e->b = 1ull << order;
+	e->order = order;
+	e->vm = gmem_inode_vm(host, ino);
+	if (add)
+		e->sub = alloc_source();
+	gmem_submit(e);
+	return 0;
+}
+
+SEC("tp_btf/mm_filemap_add_to_page_cache")
+int BPF_PROG(handle_folio_add, struct folio *folio)
+{
+	return folio_event(folio, true);
+}
+
+SEC("tp_btf/mm_filemap_delete_from_page_cache")
+int BPF_PROG(handle_folio_delete, struct folio *folio)
+{
+	return folio_event(folio, false);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_process_exit, struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 *vm = bpf_map_lookup_elem(&vmm_tgids, &tgid);
+	struct gmem_event *e;
+	__u32 v;
+
+	if (!vm)
+		return 0;
+	/* do_exit() drops signal->live before this tracepoint: 0 means the last thread. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	v = *vm;
+	bpf_map_delete_elem(&vmm_tgids, &tgid);
+	e = gmem_reserve(GMEM_EV_VM_EXIT);
+	if (!e)
+		return 0;
+	e->vm = v;
+	e->tid = tgid;
+	gmem_submit(e);
+	return 0;
+}
+
+SEC("tp_btf/kvm_rmp_fault")
+int BPF_PROG(handle_rmp_fault, struct kvm_vcpu *vcpu, u64 gpa, u64 pfn, u64 error_code,
+	     int rmp_level, int psmash_ret)
+{
+	struct gmem_event *e = gmem_reserve(GMEM_EV_RMP);
+
+	if (!e)
+		return 0;
+	e->vm = gmem_vm_of_kvm(BPF_CORE_READ(vcpu, kvm));
+	e->a = pfn;
+	e->b = gpa;
+	e->c = error_code;
+	e->order = rmp_level > 1 ? 9 : 0; /* RMP level 2 = 2M */
+	e->sub = GMEM_RMP_FAULT;
+	e->result = psmash_ret;
+	gmem_submit(e);
+	return 0;
+}
+
+/* KVM's eager split of a huge mapping (TDP MMU): the tracepoint-tier view of huge pages being
+ * broken up. It carries no kvm pointer: the caller (vCPU or dirty-log ioctl) is the VMM. */
+SEC("tp_btf/kvm_mmu_split_huge_page")
+int BPF_PROG(handle_mmu_split, u64 gfn, u64 spte, int level, int errno_)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *vm = bpf_map_lookup_elem(&vmm_tgids, &tgid);
+	struct gmem_event *e;
+
+	if (errno_ || level < 2)
+		return 0;
+	e = gmem_reserve(GMEM_EV_SPLIT);
+	if (!e)
+		return 0;
+	e->vm = vm ? *vm : tgid;
+	e->a = gfn;
+	e->order = (level - 1) * 9;
+	e->to_order = (level - 2) * 9;
+	gmem_submit(e);
+	return 0;
+}

@@ -1,0 +1,559 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * loader.c - from a bare kernel to attached probes.
+ *
+ * Order matters: facts first (BTF, tracefs, and an fentry program really loaded once, because
+ * only trying tells whether this kernel permits it), then the decision, then the tracepoint
+ * object with every program the kernel has (it is also the fallback), then the fentry object
+ * sharing its maps, and last the tracepoint links made redundant by fentry are dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/capability.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "loader.h"
+#include "gmem_tp.skel.h"
+#include "gmem_fentry.skel.h"
+#include "gmem_scan.skel.h"
+
+#define MAX_LINKS 64
+
+struct loader {
+	struct gmem_tp *tp;
+	struct gmem_fentry *fe;
+	struct gmem_scan *scan;
+	struct btf *btf;
+	struct probe_facts facts;
+	struct probe_table table;
+	char tracefs[64];
+	char fentry_why[PROBE_REASON_LEN];
+	struct bpf_link *links[MAX_LINKS];
+	const char *link_prog[MAX_LINKS];
+	enum probe_tier link_tier[MAX_LINKS];
+	int nlinks;
+	struct bpf_link *iter_files, *iter_vmas;
+	int ncpus;
+};
+
+static bool verbose_log;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (!verbose_log && level != LIBBPF_WARN)
+		return 0;
+	if (!verbose_log)
+		return 0; /* errors are reported by us, with context */
+	return vfprintf(stderr, fmt, args);
+}
+
+/* ---- facts ------------------------------------------------------------------------------- */
+
+static bool has_func(void *ctx, const char *name)
+{
+	struct loader *l = ctx;
+
+	return btf__find_by_name_kind(l->btf, name, BTF_KIND_FUNC) > 0;
+}
+
+static bool has_tp_btf(void *ctx, const char *tp)
+{
+	struct loader *l = ctx;
+	char name[128];
+
+	snprintf(name, sizeof(name), "btf_trace_%s", tp);
+	return btf__find_by_name_kind(l->btf, name, BTF_KIND_TYPEDEF) > 0;
+}
+
+static bool has_tracefs(void *ctx, const char *group_tp)
+{
+	struct loader *l = ctx;
+	char path[256];
+
+	if (!l->tracefs[0])
+		return false;
+	snprintf(path, sizeof(path), "%s/events/%s/id", l->tracefs, group_tp);
+	return access(path, R_OK) == 0;
+}
+
+static bool has_iter(void *ctx, const char *iter)
+{
+	struct loader *l = ctx;
+	char name[128];
+
+	snprintf(name, sizeof(name), "bpf_iter_%s", iter);
+	return btf__find_by_name_kind(l->btf, name, BTF_KIND_FUNC) > 0;
+}
+
+/*
+ * Classic tracepoints need tracefs for their ids. It is often not mounted at boot; mount it
+ * where libbpf looks (/sys/kernel/tracing) when we can.
+ */
+static void find_tracefs(struct loader *l)
+{
+	static const char *const dirs[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+	char path[128];
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/events", dirs[i]);
+		if (access(path, F_OK) == 0) {
+			snprintf(l->tracefs, sizeof(l->tracefs), "%s", dirs[i]);
+			return;
+		}
+	}
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) == 0 &&
+	    access("/sys/kernel/tracing/events", F_OK) == 0)
+		snprintf(l->tracefs, sizeof(l->tracefs), "/sys/kernel/tracing");
+}
+
+/*
+ * Load a two-instruction fentry program against a function that exists. Lockdown, a
+ * BPF LSM or a kernel without trampolines all answer here, before we depend on it.
+ */
+static bool try_fentry(struct loader *l, char *why, size_t whylen)
+{
+	static const char *const targets[] = { "kvm_gmem_get_pfn", "kvm_gmem_release",
+					       "do_sys_openat2", "vfs_read" };
+	struct bpf_insn insns[2] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	const char *target = NULL;
+	int id = -1, fd, err;
+	size_t i;
+
+	for (i = 0; i < sizeof(targets) / sizeof(targets[0]) && id <= 0; i++) {
+		id = btf__find_by_name_kind(l->btf, targets[i], BTF_KIND_FUNC);
+		target = targets[i];
+	}
+	if (id <= 0) {
+		snprintf(why, whylen, "no traceable function found in BTF");
+		return false;
+	}
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_TRACE_FENTRY,
+		    .attach_btf_id = id);
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "gmem_fe_probe", "GPL", insns, 2, &o);
+	if (fd < 0) {
+		err = errno;
+		snprintf(why, whylen, "loading an fentry program on %s: %s", target,
+			 strerror(err));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+int loader__check_privileges(char *err, size_t errlen)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = {};
+	__u64 eff;
+
+	if (geteuid() == 0)
+		return 0;
+	if (syscall(SYS_capget, &hdr, data) == 0) {
+		eff = data[0].effective | ((__u64)data[1].effective << 32);
+		/* CAP_BPF=39, CAP_PERFMON=38 */
+		if ((eff & (1ull << 39)) && (eff & (1ull << 38)))
+			return 0;
+	}
+	snprintf(err, errlen, "permission denied: gmemscope loads BPF programs (run as root or "
+		 "grant CAP_BPF+CAP_PERFMON)");
+	return -EPERM;
+}
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+static void add_link(struct loader *l, struct bpf_link *link, const char *prog,
+		     enum probe_tier tier)
+{
+	if (l->nlinks < MAX_LINKS) {
+		l->links[l->nlinks] = link;
+		l->link_prog[l->nlinks] = prog;
+		l->link_tier[l->nlinks] = tier;
+		l->nlinks++;
+	} else {
+		bpf_link__destroy(link);
+	}
+}
+
+/* Autoload what the kernel has; attach each program on its own so one failure costs one
+ * event, not all of them. */
+static void set_autoload(struct loader *l, struct bpf_object *obj, enum probe_tier tier,
+			 bool any_present)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, obj) {
+		const char *name = bpf_program__name(prog);
+		bool want;
+
+		if (any_present) {
+			/* the tracepoint object: everything present, it is the fallback too */
+			struct probe_table all = l->table;
+			int i;
+
+			for (i = 0; i < all.n; i++)
+				if (all.rows[i].tier == TIER_FENTRY || all.rows[i].tier == TIER_NONE)
+					all.rows[i].tier = TIER_TRACEPOINT;
+			want = probe__want_prog(&l->facts, &all, name, tier);
+		} else {
+			want = probe__want_prog(&l->facts, &l->table, name, tier);
+		}
+		bpf_program__set_autoload(prog, want);
+	}
+}
+
+static void attach_all(struct loader *l, struct bpf_object *obj, enum probe_tier tier)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, obj) {
+		const char *name = bpf_program__name(prog);
+		struct bpf_link *link;
+		char why[96];
+
+		if (!bpf_program__autoload(prog))
+			continue;
+		link = bpf_program__attach(prog);
+		if (!link) {
+			snprintf(why, sizeof(why), "attach failed: %s", strerror(errno));
+			probe__mark_failed(&l->table, name, tier, why);
+			continue;
+		}
+		add_link(l, link, name, tier);
+	}
+}
+
+/* A tracepoint program is redundant once no event served at that tier lists it. */
+static void drop_redundant_tp(struct loader *l)
+{
+	int i;
+
+	for (i = 0; i < l->nlinks; i++) {
+		if (l->link_tier[i] != TIER_TRACEPOINT || !l->links[i])
+			continue;
+		if (probe__want_prog(&l->facts, &l->table, l->link_prog[i], TIER_TRACEPOINT))
+			continue;
+		bpf_link__destroy(l->links[i]);
+		l->links[i] = NULL;
+	}
+}
+
+static int reuse_maps(struct bpf_object *obj, struct gmem_tp *tp)
+{
+	static const char *const shared[] = { "events", "counters", "ino_vm", "vmm_tgids" };
+	struct bpf_map *m, *src;
+	size_t i;
+	int err;
+
+	for (i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+		m = bpf_object__find_map_by_name(obj, shared[i]);
+		src = bpf_object__find_map_by_name(tp->obj, shared[i]);
+		if (!m || !src)
+			continue;
+		err = bpf_map__reuse_fd(m, bpf_map__fd(src));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void load_fentry(struct loader *l)
+{
+	struct probe_facts nofe;
+	int err;
+
+	l->fe = gmem_fentry__open();
+	if (!l->fe) {
+		snprintf(l->fentry_why, sizeof(l->fentry_why), "open: %s", strerror(errno));
+		goto fallback;
+	}
+	set_autoload(l, l->fe->obj, TIER_FENTRY, false);
+	err = reuse_maps(l->fe->obj, l->tp);
+	if (!err)
+		err = gmem_fentry__load(l->fe);
+	if (err) {
+		snprintf(l->fentry_why, sizeof(l->fentry_why), "load failed: %s", strerror(-err));
+		goto fallback;
+	}
+	attach_all(l, l->fe->obj, TIER_FENTRY);
+	/* events whose fentry attach failed fall back to the tracepoint tier where it exists */
+	for (int i = 0; i < l->table.n; i++) {
+		struct probe_row *r = &l->table.rows[i];
+
+		if (r->tier == TIER_FENTRY && r->state == PROBE_FAILED &&
+		    !strncmp(r->other_reason, "available", 9)) {
+			snprintf(r->other_reason, sizeof(r->other_reason), "fentry %s", r->reason);
+			r->reason[0] = 0;
+			r->tier = TIER_TRACEPOINT;
+			r->state = PROBE_LIVE;
+		}
+	}
+	return;
+fallback:
+	gmem_fentry__destroy(l->fe);
+	l->fe = NULL;
+	nofe = l->facts;
+	nofe.fentry_permitted = false;
+	nofe.fentry_reason = l->fentry_why;
+	probe__decide(&nofe, &l->table);
+}
+
+static int load_scan(struct loader *l, char *err, size_t errlen)
+{
+	int e;
+
+	l->scan = gmem_scan__open();
+	if (!l->scan)
+		return -errno;
+	e = reuse_maps(l->scan->obj, l->tp);
+	if (!e)
+		e = gmem_scan__load(l->scan);
+	if (e) {
+		probe__mark_failed(&l->table, "scan_files", TIER_TRACEPOINT, "iterator load failed");
+		gmem_scan__destroy(l->scan);
+		l->scan = NULL;
+		return 0;
+	}
+	l->iter_files = bpf_program__attach_iter(l->scan->progs.scan_files, NULL);
+	l->iter_vmas = bpf_program__attach_iter(l->scan->progs.scan_vmas, NULL);
+	if (!l->iter_files || !l->iter_vmas)
+		probe__mark_failed(&l->table, "scan_files", TIER_TRACEPOINT,
+				   "iterator attach failed");
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+int loader__open(struct loader **out, const struct loader_opts *opts, char *err, size_t errlen)
+{
+	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+	struct utsname u;
+	struct loader *l;
+	int e;
+
+	*out = NULL;
+	verbose_log = opts->verbose;
+	libbpf_set_print(libbpf_print);
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->ncpus = libbpf_num_possible_cpus();
+	if (uname(&u) == 0)
+		snprintf(l->table.kernel, sizeof(l->table.kernel), "%s %s", u.release, u.machine);
+
+	e = loader__check_privileges(err, errlen);
+	if (e)
+		goto fail;
+
+	l->btf = btf__load_vmlinux_btf();
+	if (!l->btf) {
+		e = -errno;
+		snprintf(err, errlen, "cannot read kernel BTF (/sys/kernel/btf/vmlinux): %s; "
+			 "gmemscope needs a kernel built with CONFIG_DEBUG_INFO_BTF",
+			 strerror(-e));
+		goto fail;
+	}
+	find_tracefs(l);
+
+	l->facts = (struct probe_facts){
+		.ctx = l,
+		.has_func = has_func,
+		.has_tp_btf = has_tp_btf,
+		.has_tracefs = has_tracefs,
+		.has_iter = has_iter,
+	};
+	if (opts->no_fentry) {
+		snprintf(l->fentry_why, sizeof(l->fentry_why), "disabled by --no-fentry");
+	} else {
+		l->facts.fentry_permitted = try_fentry(l, l->fentry_why, sizeof(l->fentry_why));
+	}
+	l->facts.fentry_reason = l->fentry_why;
+	probe__decide(&l->facts, &l->table);
+	snprintf(l->table.kernel, sizeof(l->table.kernel), "%s %s", u.release, u.machine);
+
+	if (opts->probe_only) {
+		*out = l;
+		return 0;
+	}
+
+	setrlimit(RLIMIT_MEMLOCK, &rl);
+	l->tp = gmem_tp__open();
+	if (!l->tp) {
+		e = -errno;
+		snprintf(err, errlen, "cannot open the tracepoint BPF object: %s", strerror(-e));
+		goto fail;
+	}
+	if (opts->ring_bytes)
+		bpf_map__set_max_entries(l->tp->maps.events, opts->ring_bytes);
+	set_autoload(l, l->tp->obj, TIER_TRACEPOINT, true);
+	e = gmem_tp__load(l->tp);
+	if (e) {
+		snprintf(err, errlen, "cannot load BPF programs: %s%s", strerror(-e),
+			 e == -EPERM ? " (run as root or grant CAP_BPF+CAP_PERFMON; a locked-down "
+				       "kernel may refuse BPF entirely)" :
+				       " (run with -v for the verifier log)");
+		goto fail;
+	}
+	attach_all(l, l->tp->obj, TIER_TRACEPOINT);
+	if (l->facts.fentry_permitted)
+		load_fentry(l);
+	drop_redundant_tp(l);
+	e = load_scan(l, err, errlen);
+	if (e)
+		goto fail;
+	*out = l;
+	return 0;
+fail:
+	loader__close(l);
+	return e;
+}
+
+void loader__close(struct loader *l)
+{
+	int i;
+
+	if (!l)
+		return;
+	bpf_link__destroy(l->iter_files);
+	bpf_link__destroy(l->iter_vmas);
+	for (i = 0; i < l->nlinks; i++)
+		bpf_link__destroy(l->links[i]);
+	gmem_scan__destroy(l->scan);
+	gmem_fentry__destroy(l->fe);
+	gmem_tp__destroy(l->tp);
+	btf__free(l->btf);
+	free(l);
+}
+
+const struct probe_table *loader__table(const struct loader *l)
+{
+	return &l->table;
+}
+
+int loader__events_fd(const struct loader *l)
+{
+	return l->tp ? bpf_map__fd(l->tp->maps.events) : -1;
+}
+
+int loader__read_counters(const struct loader *l, struct gmem_counters *sum)
+{
+	struct gmem_counters *per;
+	__u32 zero = 0;
+	int i, k, e;
+
+	memset(sum, 0, sizeof(*sum));
+	if (!l->tp)
+		return -ENOENT;
+	per = calloc(l->ncpus, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	e = bpf_map_lookup_elem(bpf_map__fd(l->tp->maps.counters), &zero, per);
+	if (e) {
+		e = -errno;
+		free(per);
+		return e;
+	}
+	for (i = 0; i < l->ncpus; i++)
+		for (k = 0; k < GMEM_EV_KIND_MAX; k++) {
+			sum->emitted[k] += per[i].emitted[k];
+			sum->dropped[k] += per[i].dropped[k];
+		}
+	free(per);
+	return 0;
+}
+
+static int read_iter(struct bpf_link *link, struct gmem_scan_rec **recs, size_t *n, size_t *cap)
+{
+	struct gmem_scan_rec r;
+	size_t got = 0;
+	ssize_t rd;
+	int fd;
+
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		rd = read(fd, (char *)&r + got, sizeof(r) - got);
+		if (rd < 0) {
+			if (errno == EINTR)
+				continue;
+			rd = -errno;
+			close(fd);
+			return (int)rd;
+		}
+		if (rd == 0)
+			break;
+		got += rd;
+		if (got < sizeof(r))
+			continue;
+		got = 0;
+		/* dedup: one record per inode, first holder wins */
+		size_t i;
+
+		for (i = 0; i < *n; i++)
+			if ((*recs)[i].ino == r.ino)
+				break;
+		if (i < *n)
+			continue;
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 64;
+			struct gmem_scan_rec *nr = realloc(*recs, nc * sizeof(*nr));
+
+			if (!nr) {
+				close(fd);
+				return -ENOMEM;
+			}
+			*recs = nr;
+			*cap = nc;
+		}
+		(*recs)[(*n)++] = r;
+	}
+	close(fd);
+	return 0;
+}
+
+int loader__scan(struct loader *l, struct gmem_scan_rec **recs, size_t *n)
+{
+	size_t cap = 0;
+	int e;
+
+	*recs = NULL;
+	*n = 0;
+	if (!l->iter_files || !l->iter_vmas)
+		return -EOPNOTSUPP;
+	e = read_iter(l->iter_files, recs, n, &cap);
+	if (!e)
+		e = read_iter(l->iter_vmas, recs, n, &cap);
+	if (e) {
+		free(*recs);
+		*recs = NULL;
+		*n = 0;
+	}
+	return e;
+}
+
+int loader__note_vmm(struct loader *l, __u32 tgid, __u32 vm)
+{
+	if (!l->tp)
+		return -ENOENT;
+	return bpf_map_update_elem(bpf_map__fd(l->tp->maps.vmm_tgids), &tgid, &vm, BPF_ANY) ?
+		       -errno : 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * loader.h - probe the kernel, load the best tier per event, attach, and give user space the
+ * handles it needs (ring buffer fd, drop counters, discovery scans).
+ */
+#ifndef GMEM_LOADER_H
+#define GMEM_LOADER_H
+#ifdef __bpf__
+#error "user-space only header"
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "gmem_events.h"
+#include "probe.h"
+
+struct loader;
+
+struct loader_opts {
+	size_t ring_bytes; /* ring buffer size, power of two; 0 = 16 MiB */
+	bool verbose;      /* route libbpf's log to stderr */
+	bool no_fentry;    /* do not even try the fentry tier */
+	bool probe_only;   /* gather facts and decide; load nothing */
+};
+
+/*
+ * Probe, decide and (unless probe_only) load and attach. On failure returns a negative errno
+ * and writes a one-line explanation (what failed, on what, what to do) into err.
+ */
+int loader__open(struct loader **out, const struct loader_opts *opts, char *err, size_t errlen);
+void loader__close(struct loader *l);
+
+const struct probe_table *loader__table(const struct loader *l);
+int loader__events_fd(const struct loader *l);
+/* Sum of the per-CPU emitted/dropped counters. */
+int loader__read_counters(const struct loader *l, struct gmem_counters *sum);
+/* Run the discovery iterators; *recs is malloc'd (one per file, deduplicated). */
+int loader__scan(struct loader *l, struct gmem_scan_rec **recs, size_t *n);
+/* Tell the probes that tgid is the VMM of vm (for VMs discovered by a scan). */
+int loader__note_vmm(struct loader *l, __u32 tgid, __u32 vm);
+
+/* Privilege and kernel preconditions, shared by every front end; 0 or -errno with err set. */
+int loader__check_privileges(char *err, size_t errlen);
+
+#endif /* GMEM_LOADER_H */

@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * prom.c - Prometheus / OpenMetrics rendering of the model.
+ *
+ * Families are rendered whole, one after another, because both formats require a family's
+ * samples to be contiguous; VMs and files are visited in sorted order so that two scrapes of
+ * the same state are byte-identical (diffable, and testable with exact strings).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prom.h"
+
+enum fam_type {
+	FAM_COUNTER,
+	FAM_GAUGE,
+	FAM_HISTOGRAM,
+	FAM_INFO, /* a gauge of 1 with labels: OpenMetrics has a type for it */
+};
+
+struct render {
+	struct strbuf *out;
+	bool om;
+	const struct model *m;
+	const struct model_totals *t;
+	const struct model_vm **vms;
+	size_t nr_vms;
+	const struct model_file **files; /* sorted by (vm, ino); the first nr_shown are emitted */
+	size_t nr_files;
+	size_t nr_shown;
+	char le[HISTO_PROM_BUCKETS][32];
+};
+
+/* The exporter's order for source labels: the table's, with "other" last. */
+static const unsigned int source_order[GMEM_SRC_MAX] = {
+	GMEM_SRC_USER_FAULT, GMEM_SRC_GUEST_FAULT, GMEM_SRC_FALLOCATE, GMEM_SRC_POPULATE,
+	GMEM_SRC_OTHER,
+};
+
+static const unsigned int dir_order[GMEM_DIR_MAX] = { GMEM_TO_PRIVATE, GMEM_TO_SHARED };
+
+int prom__fmt_seconds(char *buf, size_t len, __u64 ns)
+{
+	unsigned long long s = ns / 1000000000ull, frac = ns % 1000000000ull;
+	int n;
+
+	if (!frac)
+		return snprintf(buf, len, "%llu", s);
+	n = snprintf(buf, len, "%llu.%09llu", s, frac);
+	if (n < 0 || (size_t)n >= len)
+		return n;
+	while (buf[n - 1] == '0')
+		buf[--n] = '\0';
+	return n;
+}
+
+int prom__escape_label(struct strbuf *out, const char *s)
+{
+	const char *run = s, *esc;
+
+	for (; *s; s++) {
+		if (*s == '\\')
+			esc = "\\\\";
+		else if (*s == '"')
+			esc = "\\\"";
+		else if (*s == '\n')
+			esc = "\\n";
+		else
+			continue;
+		strbuf__append(out, run, s - run);
+		strbuf__puts(out, esc);
+		run = s + 1;
+	}
+	return strbuf__append(out, run, s - run);
+}
+
+/* HELP text: 0.0.4 escapes \\ and \n only; OpenMetrics' escaped-string also \". */
+static void render__help_text(struct render *r, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			strbuf__puts(r->out, "\\\\");
+		else if (*s == '\n')
+			strbuf__puts(r->out, "\\n");
+		else if (*s == '"' && r->om)
+			strbuf__puts(r->out, "\\\"");
+		else
+			strbuf__putc(r->out, *s);
+	}
+}
+
+static size_t suffix_len(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+
+	return n > k && !strcmp(name + n - k, suffix) ? k : 0;
+}
+
+/*
+ * HELP and TYPE of one family. name is the sample name as in DESIGN.md; OpenMetrics names the
+ * family without the _total of a counter (and the _info of an info).
+ */
+static void render__family(struct render *r, const char *name, enum fam_type type,
+			   const char *help)
+{
+	static const char *const types[] = {
+		[FAM_COUNTER] = "counter",
+		[FAM_GAUGE] = "gauge",
+		[FAM_HISTOGRAM] = "histogram",
+		[FAM_INFO] = "gauge",
+	};
+	int len = strlen(name);
+	const char *tname = types[type];
+
+	if (r->om && type == FAM_COUNTER)
+		len -= suffix_len(name, "_total");
+	if (r->om && type == FAM_INFO) {
+		len -= suffix_len(name, "_info");
+		tname = "info";
+	}
+	strbuf__printf(r->out, "# HELP %.*s ", len, name);
+	render__help_text(r, help);
+	strbuf__printf(r->out, "\n# TYPE %.*s %s\n", len, name, tname);
+}
+
+static void render__vm_u64(struct render *r, const char *name, const struct model_vm *vm,
+			   __u64 v)
+{
+	strbuf__printf(r->out, "%s{vm=\"%u\"} %llu\n", name, vm->pid, (unsigned long long)v);
+}
+
+/* A per-VM family with one sample per VM; field picks the counter from the view. */
+static void render__per_vm(struct render *r, const char *name, enum fam_type type,
+			   const char *help, size_t field)
+{
+	size_t i;
+
+	render__family(r, name, type, help);
+	for (i = 0; i < r->nr_vms; i++)
+		render__vm_u64(r, name, r->vms[i],
+			       *(const __u64 *)((const char *)r->vms[i] + field));
+}
+
+#define PER_VM(r, name, type, help, member) \
+	render__per_vm(r, name, type, help, offsetof(struct model_vm, member))
+
+static void render__per_source(struct render *r, const char *name, const char *help,
+			       bool emit, size_t field)
+{
+	const __u64 *v;
+	unsigned int s;
+	size_t i;
+
+	render__family(r, name, FAM_COUNTER, help);
+	for (i = 0; emit && i < r->nr_vms; i++) {
+		v = (const __u64 *)((const char *)r->vms[i] + field);
+		for (s = 0; s < GMEM_SRC_MAX; s++)
+			strbuf__printf(r->out, "%s{vm=\"%u\",source=\"%s\"} %llu\n", name,
+				       r->vms[i]->pid, model__source_name(source_order[s]),
+				       (unsigned long long)v[source_order[s]]);
+	}
+}
+
+static void render__files(struct render *r)
+{
+	const struct model_file *f;
+	size_t i;
+
+	render__family(r, "gmem_file_size_bytes", FAM_GAUGE,
+		       "Size of a live guest_memfd file in bytes.");
+	for (i = 0; i < r->nr_shown; i++) {
+		f = r->files[i];
+		strbuf__printf(r->out, "gmem_file_size_bytes{vm=\"%u\",gmem=\"%llu\"} %llu\n",
+			       f->vm, (unsigned long long)f->ino,
+			       (unsigned long long)f->size_bytes);
+	}
+	render__family(r, "gmem_populated_bytes", FAM_GAUGE,
+		       "Bytes of a live guest_memfd file backed by allocated pages.");
+	for (i = 0; i < r->nr_shown; i++) {
+		f = r->files[i];
+		strbuf__printf(r->out, "gmem_populated_bytes{vm=\"%u\",gmem=\"%llu\"} %llu\n",
+			       f->vm, (unsigned long long)f->ino,
+			       (unsigned long long)(f->populated_pages * MODEL_PAGE_SIZE));
+	}
+}
+
+static void render__conversions(struct render *r)
+{
+	static const char name[] = "gmem_conversions_total";
+	const struct model_vm *vm;
+	unsigned int d, res;
+	size_t i;
+
+	render__family(r, name, FAM_COUNTER,
+		       "Memory attribute conversions (KVM_SET_MEMORY_ATTRIBUTES calls) by "
+		       "direction and result.");
+	for (i = 0; i < r->nr_vms; i++) {
+		vm = r->vms[i];
+		for (d = 0; d < GMEM_DIR_MAX; d++) {
+			for (res = 0; res < MODEL_RESULT_MAX; res++) {
+				strbuf__printf(r->out, "%s{vm=\"%u\",to=\"%s\",result=\"%s\"} ",
+					       name, vm->pid, model__dir_name(dir_order[d]),
+					       model__result_name(res));
+				strbuf__printf(r->out, "%llu\n", (unsigned long long)
+					       vm->conversions[dir_order[d]][res]);
+			}
+		}
+	}
+}
+
+static void render__histo(struct render *r, const char *name, const char *labels,
+			  const struct histo *h)
+{
+	__u64 b[HISTO_PROM_BUCKETS];
+	char sum[32];
+	unsigned int k;
+
+	histo__prom_buckets(h, b);
+	for (k = 0; k < HISTO_PROM_BUCKETS; k++)
+		strbuf__printf(r->out, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, r->le[k],
+			       (unsigned long long)b[k]);
+	strbuf__printf(r->out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
+		       (unsigned long long)h->count);
+	prom__fmt_seconds(sum, sizeof(sum), h->sum);
+	strbuf__printf(r->out, "%s_sum{%s} %s\n", name, labels, sum);
+	strbuf__printf(r->out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+}
+
+static void render__conv_histos(struct render *r, const char *name, const char *help,
+				size_t field)
+{
+	const struct histo *h;
+	char labels[64];
+	unsigned int d;
+	size_t i;
+
+	render__family(r, name, FAM_HISTOGRAM, help);
+	for (i = 0; i < r->nr_vms; i++) {
+		h = (const struct histo *)((const char *)r->vms[i] + field);
+		for (d = 0; d < GMEM_DIR_MAX; d++) {
+			snprintf(labels, sizeof(labels), "vm=\"%u\",to=\"%s\"", r->vms[i]->pid,
+				 model__dir_name(dir_order[d]));
+			render__histo(r, name, labels, &h[dir_order[d]]);
+		}
+	}
+}
+
+static void render__direct_map(struct render *r)
+{
+	const struct model_totals *t = r->t;
+	unsigned int o;
+
+	render__family(r, "gmem_direct_map_removals_total", FAM_COUNTER,
+		       "Pages removed from the kernel direct map, by owner.");
+	for (o = 0; o < GMEM_OWNER_MAX; o++)
+		strbuf__printf(r->out, "gmem_direct_map_removals_total{owner=\"%s\"} %llu\n",
+			       model__owner_name(o), (unsigned long long)t->dmap_removals[o]);
+	render__family(r, "gmem_direct_map_restores_total", FAM_COUNTER,
+		       "Pages restored to the kernel direct map, by owner.");
+	for (o = 0; o < GMEM_OWNER_MAX; o++)
+		strbuf__printf(r->out, "gmem_direct_map_restores_total{owner=\"%s\"} %llu\n",
+			       model__owner_name(o), (unsigned long long)t->dmap_restores[o]);
+	render__family(r, "gmem_host_direct_map_bytes", FAM_GAUGE,
+		       "Host direct map size by page size (DirectMap4k/2M/1G), last sample.");
+	for (o = 0; o < MODEL_PS_MAX; o++)
+		strbuf__printf(r->out, "gmem_host_direct_map_bytes{page_size=\"%s\"} %llu\n",
+			       model__page_size_name(o),
+			       (unsigned long long)t->host_direct_map_bytes[o]);
+}
+
+/* One series per op for every VM; ops point into struct model_vm (rmp[] or tdx[]). */
+static void render__ops(struct render *r, const char *name, const char *help, bool emit,
+			size_t field, unsigned int nr_ops, const char *(*op_name)(unsigned int))
+{
+	const __u64 *v;
+	unsigned int op;
+	size_t i;
+
+	render__family(r, name, FAM_COUNTER, help);
+	for (i = 0; emit && i < r->nr_vms; i++) {
+		v = (const __u64 *)((const char *)r->vms[i] + field);
+		for (op = 0; op < nr_ops; op++)
+			strbuf__printf(r->out, "%s{vm=\"%u\",op=\"%s\"} %llu\n", name,
+				       r->vms[i]->pid, op_name(op), (unsigned long long)v[op]);
+	}
+}
+
+/*
+ * RMP and TDX ops are vendor-specific: a host has one or the other. Their zeros are emitted
+ * for every VM once the model has seen any record of that family, so an SNP host does not
+ * carry a TDX zero per VM (and vice versa) while a live family still starts every op at 0.
+ */
+static void render__transitions(struct render *r)
+{
+	render__ops(r, "gmem_rmp_transitions_total",
+		    "SEV-SNP RMP page-state transitions by operation.",
+		    r->t->by_kind[GMEM_EV_RMP], offsetof(struct model_vm, rmp), GMEM_RMP_OP_MAX,
+		    model__rmp_op_name);
+	render__ops(r, "gmem_tdx_transitions_total",
+		    "TDX page-state transitions (SEAMCALLs) by operation.",
+		    r->t->by_kind[GMEM_EV_TDX], offsetof(struct model_vm, tdx), GMEM_TDX_OP_MAX,
+		    model__tdx_op_name);
+}
+
+static void render__hugepages(struct render *r, const char *name, const char *help, bool splits)
+{
+	const struct model_order_count *oc;
+	size_t i, k;
+
+	render__family(r, name, FAM_COUNTER, help);
+	for (i = 0; i < r->nr_vms; i++) {
+		for (k = 0; k < r->vms[i]->nr_hugepages; k++) {
+			oc = &r->vms[i]->hugepages[k];
+			strbuf__printf(r->out, "%s{vm=\"%u\",from_order=\"%u\",to_order=\"%u\"} ",
+				       name, r->vms[i]->pid, oc->from_order, oc->to_order);
+			strbuf__printf(r->out, "%llu\n",
+				       (unsigned long long)(splits ? oc->splits : oc->merges));
+		}
+	}
+}
+
+static bool valid_name(const char *s)
+{
+	const char *p;
+
+	if (!s || !*s || (*s >= '0' && *s <= '9'))
+		return false;
+	for (p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == ':'))
+			return false;
+	return true;
+}
+
+static int check_extra(const struct prom_extra *extra)
+{
+	size_t i;
+
+	if (!extra)
+		return 0;
+	if ((extra->nr_probes && !extra->probes) || (extra->nr_stats && !extra->stats))
+		return -EINVAL;
+	for (i = 0; i < extra->nr_probes; i++)
+		if (!extra->probes[i].event || !extra->probes[i].tier || !extra->probes[i].state)
+			return -EINVAL;
+	for (i = 0; i < extra->nr_stats; i++) {
+		if (!valid_name(extra->stats[i].name) || !extra->stats[i].help)
+			return -EINVAL;
+		if (extra->stats[i].type == PROM_STAT_COUNTER &&
+		    !suffix_len(extra->stats[i].name, "_total"))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* The shortest text that reads back as the same double. */
+static void render__double(struct render *r, double d)
+{
+	char buf[40];
+	int prec;
+
+	if (isnan(d)) {
+		strbuf__puts(r->out, "NaN");
+		return;
+	}
+	if (isinf(d)) {
+		strbuf__puts(r->out, d > 0 ? "+Inf" : "-Inf");
+		return;
+	}
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	if (prec == 17)
+		snprintf(buf, sizeof(buf), "%.17g", d);
+	strbuf__puts(r->out, buf);
+}
+
+static void render__self(struct render *r, const struct prom_extra *extra)
+{
+	const struct prom_probe_row *p;
+	const struct prom_stat *s;
+	size_t i;
+
+	render__family(r, "gmemscope_probe_info", FAM_INFO,
+		       "Probe coverage: one series per logical event with the tier chosen and its "
+		       "state.");
+	for (i = 0; extra && i < extra->nr_probes; i++) {
+		p = &extra->probes[i];
+		strbuf__puts(r->out, "gmemscope_probe_info{event=\"");
+		prom__escape_label(r->out, p->event);
+		strbuf__puts(r->out, "\",tier=\"");
+		prom__escape_label(r->out, p->tier);
+		strbuf__puts(r->out, "\",state=\"");
+		prom__escape_label(r->out, p->state);
+		strbuf__puts(r->out, "\"} 1\n");
+	}
+	render__family(r, "gmemscope_events_total", FAM_COUNTER,
+		       "Event records applied to the model.");
+	strbuf__printf(r->out, "gmemscope_events_total %llu\n",
+		       (unsigned long long)r->t->events);
+	render__family(r, "gmemscope_events_dropped_total", FAM_COUNTER,
+		       "Event records lost before reaching the model (ring buffer full).");
+	strbuf__printf(r->out, "gmemscope_events_dropped_total %llu\n",
+		       (unsigned long long)r->t->events_dropped);
+	render__family(r, "gmemscope_file_series_capped", FAM_GAUGE,
+		       "Files whose gmem_file_size_bytes and gmem_populated_bytes series this "
+		       "scrape left out (max_file_series cap).");
+	strbuf__printf(r->out, "gmemscope_file_series_capped %llu\n",
+		       (unsigned long long)(r->nr_files - r->nr_shown));
+
+	for (i = 0; extra && i < extra->nr_stats; i++) {
+		s = &extra->stats[i];
+		render__family(r, s->name,
+			       s->type == PROM_STAT_COUNTER ? FAM_COUNTER : FAM_GAUGE, s->help);
+		strbuf__printf(r->out, "%s ", s->name);
+		if (s->is_float)
+			render__double(r, s->d);
+		else
+			strbuf__printf(r->out, "%llu", (unsigned long long)s->u);
+		strbuf__putc(r->out, '\n');
+	}
+}
+
+static void render__model(struct render *r)
+{
+	bool faults = r->t->by_kind[GMEM_EV_FAULT];
+
+	PER_VM(r, "gmem_files", FAM_GAUGE, "Live guest_memfd files.", files);
+	PER_VM(r, "gmem_files_created_total", FAM_COUNTER, "guest_memfd files created.",
+	       files_created);
+	PER_VM(r, "gmem_files_released_total", FAM_COUNTER, "guest_memfd files released.",
+	       files_released);
+	render__files(r);
+	render__per_source(r, "gmem_pages_allocated_total",
+			   "Pages allocated into guest_memfd files, by who made them exist.", true,
+			   offsetof(struct model_vm, pages_allocated));
+	PER_VM(r, "gmem_pages_freed_total", FAM_COUNTER, "Pages freed from guest_memfd files.",
+	       pages_freed);
+	PER_VM(r, "gmem_punch_holes_total", FAM_COUNTER, "Successful hole punches.",
+	       punch_holes);
+	PER_VM(r, "gmem_invalidated_bytes_total", FAM_COUNTER, "Bytes invalidated by hole punches.",
+	       invalidated_bytes);
+	/* Fault zeros only once faults are seen: they need the fentry tier, and a zero where the
+	 * hook is missing would be a silent zero (gmemscope_probe_info reports the gap). */
+	render__per_source(r, "gmem_faults_total", "guest_memfd faults (fentry tier), by source.",
+			   faults, offsetof(struct model_vm, faults));
+	PER_VM(r, "gmem_memslot_binds_total", FAM_COUNTER,
+	       "Successful bindings of guest_memfd ranges to memslots.", memslot_binds);
+	render__conversions(r);
+	render__conv_histos(r, "gmem_conversion_seconds",
+			    "Kernel time of successful conversions (the attributes call).",
+			    offsetof(struct model_vm, conversion_ns));
+	render__conv_histos(r, "gmem_conversion_exit_to_entry_seconds",
+			    "Conversions end to end: from the vCPU exit that asked to its next "
+			    "entry.",
+			    offsetof(struct model_vm, exit_to_entry_ns));
+	render__direct_map(r);
+	render__transitions(r);
+	render__hugepages(r, "gmem_hugepage_splits_total", "Huge folio splits by order.", true);
+	render__hugepages(r, "gmem_hugepage_merges_total", "Huge folio merges by order.", false);
+}
+
+static int collect_vm(const struct model_vm *vm, void *ctx)
+{
+	struct render *r = ctx;
+
+	r->vms[r->nr_vms++] = vm;
+	return 0;
+}
+
+static int collect_file(const struct model_file *f, void *ctx)
+{
+	struct render *r = ctx;
+
+	r->files[r->nr_files++] = f;
+	return 0;
+}
+
+int prom__render(const struct model *m, const struct prom_extra *extra, struct strbuf *out,
+		 bool openmetrics)
+{
+	struct render r = { .out = out, .om = openmetrics, .m = m, .t = model__totals(m) };
+	size_t len0 = out->len, cap;
+	unsigned int k;
+	int err;
+
+	if (out->err)
+		return out->err;
+	err = check_extra(extra);
+	if (err)
+		return err;
+	r.vms = malloc((model__nr_vms(m) + 1) * sizeof(*r.vms));
+	r.files = malloc((model__nr_files(m) + 1) * sizeof(*r.files));
+	if (!r.vms || !r.files) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	err = model__for_each_vm(m, collect_vm, &r);
+	if (err)
+		goto cleanup;
+	err = model__for_each_file(m, NULL, collect_file, &r);
+	if (err)
+		goto cleanup;
+	/* The cap keeps the lowest (vm, ino): stable from scrape to scrape while files live. */
+	cap = model__opts(m)->max_file_series;
+	r.nr_shown = cap && r.nr_files > cap ? cap : r.nr_files;
+	for (k = 0; k < HISTO_PROM_BUCKETS; k++)
+		prom__fmt_seconds(r.le[k], sizeof(r.le[k]), 1ull << (HISTO_PROM_FIRST + k));
+
+	render__model(&r);
+	render__self(&r, extra);
+	if (openmetrics)
+		strbuf__puts(out, "# EOF\n");
+	err = out->err;
+cleanup:
+	if (err) {
+		strbuf__truncate(out, len0);
+		out->err = 0;
+	}
+	free(r.vms);
+	free(r.files);
+	return err;
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * prom.h - the model as Prometheus text exposition 0.0.4 or OpenMetrics 1.0.
+ *
+ * Every family of DESIGN.md's metric table is rendered, with HELP and TYPE even before it has
+ * samples. Where a label set is small and fixed its zeros are emitted too (every source, every
+ * to x result, both owners, all page sizes), so a rate() over a series that starts later does
+ * not miss its first increments. Values are exact: counts as integers, seconds as exact
+ * decimals of their nanoseconds.
+ *
+ * One family of the exporter's own, not in the table:
+ *   gmemscope_file_series_capped (gauge) - how many files the opts.max_file_series cap left
+ *   out of gmem_file_size_bytes and gmem_populated_bytes in this render (each family lost that
+ *   many series). A gauge, not a counter, because it describes one scrape: 0 means complete.
+ */
+#ifndef GMEMSCOPE_PROM_H
+#define GMEMSCOPE_PROM_H
+
+#ifdef __bpf__
+#error "prom.h is user-space only"
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "model.h"
+#include "strbuf.h"
+
+#define PROM_CONTENT_TYPE    "text/plain; version=0.0.4; charset=utf-8"
+#define PROM_OM_CONTENT_TYPE "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+/* One row of the loader's probe table: gmemscope_probe_info{event,tier,state} 1. */
+struct prom_probe_row {
+	const char *event; /* logical event, e.g. "file_create" */
+	const char *tier;  /* e.g. "tracepoint", "fentry", "none" */
+	const char *state; /* e.g. "live", "unsupported", "failed" */
+};
+
+enum prom_stat_type {
+	PROM_STAT_GAUGE = 0,
+	PROM_STAT_COUNTER = 1,
+};
+
+/* One unlabelled sample of the daemon's own (CPU, memory, scrapes...). */
+struct prom_stat {
+	const char *name; /* the sample name; a counter's must end in _total */
+	const char *help;
+	enum prom_stat_type type;
+	bool is_float; /* value in d, else in u */
+	__u64 u;
+	double d;
+};
+
+/* What the exporter shows that the model does not own. May be NULL. */
+struct prom_extra {
+	const struct prom_probe_row *probes;
+	size_t nr_probes;
+	const struct prom_stat *stats;
+	size_t nr_stats;
+};
+
+/*
+ * Appends the exposition of m (and extra) to out. Returns 0; -EINVAL for an extra stat with a
+ * bad name (or a counter not ending in _total) or a probe row with a NULL string; -ENOMEM.
+ * On error out is left as it was.
+ */
+int prom__render(const struct model *m, const struct prom_extra *extra, struct strbuf *out,
+		 bool openmetrics);
+
+/* Helpers the renderer is built from, exposed for tests and for other text sinks. */
+/* ns as exact decimal seconds: 1024 -> "0.000001024", 2000000000 -> "2", 0 -> "0". */
+int prom__fmt_seconds(char *buf, size_t len, __u64 ns);
+/* A label value with \\, \" and \n escaped. */
+int prom__escape_label(struct strbuf *out, const char *s);
+
+#endif /* GMEMSCOPE_PROM_H */

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * source.c - ring buffer consumer, liveness scans, DirectMap sampling and drop accounting.
+ *
+ * Scans are what tell a release on the tracepoint tier: no tracepoint fires when the last
+ * reference to a file goes. A scan is run when a VMM closes a gmem fd (after a short delay,
+ * since the final fput runs as task work on return to user space), shortly after a VMM exits
+ * (its files are put in exit_files(), after the exit tracepoint), and on a slow timer for
+ * references dropped by munmap or by a process that received the fd. Before a scan the ring is
+ * drained, so every create that happened before it is known and is not taken for a discovery.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "source.h"
+
+#define NS_PER_MS 1000000ull
+#define CLOSE_SCAN_DELAY_NS (30 * NS_PER_MS)
+#define EXIT_SCAN_DELAY_NS (100 * NS_PER_MS)
+#define EXIT_SCAN_AGAIN_NS (1000 * NS_PER_MS)
+
+/* A small open-addressing set of live inode numbers (0 is never an inode number). */
+struct inoset {
+	__u64 *slots;
+	size_t cap; /* power of two */
+	size_t n;
+};
+
+struct source {
+	struct loader *loader;
+	struct ring_buffer *rb;
+	source_cb cb;
+	void *ctx;
+	struct source_opts opts;
+	struct inoset known;
+	__u64 next_scan_ns;   /* periodic */
+	__u64 urgent_scan_ns; /* earliest hinted scan, 0 = none */
+	__u64 again_scan_ns;  /* a second look after a VM exit */
+	__u64 next_dmap_ns;
+	__u64 dmap[3];
+	bool dmap_valid;
+	bool releases_from_scan;
+	__u64 dropped_seen;
+	struct source_stats st;
+};
+
+__u64 source__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static size_t ino_hash(__u64 ino, size_t cap)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+}
+
+static bool inoset_has(const struct inoset *s, __u64 ino)
+{
+	size_t i;
+
+	if (!s->cap)
+		return false;
+	for (i = ino_hash(ino, s->cap);; i = (i + 1) & (s->cap - 1)) {
+		if (s->slots[i] == ino)
+			return true;
+		if (!s->slots[i])
+			return false;
+	}
+}
+
+static int inoset_add(struct inoset *s, __u64 ino);
+
+static int inoset_grow(struct inoset *s)
+{
+	struct inoset bigger = { .cap = s->cap ? s->cap * 2 : 256 };
+	size_t i;
+
+	bigger.slots = calloc(bigger.cap, sizeof(__u64));
+	if (!bigger.slots)
+		return -ENOMEM;
+	for (i = 0; i < s->cap; i++)
+		if (s->slots[i])
+			inoset_add(&bigger, s->slots[i]);
+	free(s->slots);
+	*s = bigger;
+	return 0;
+}
+
+static int inoset_add(struct inoset *s, __u64 ino)
+{
+	size_t i;
+
+	if (!ino || inoset_has(s, ino))
+		return 0;
+	if ((s->n + 1) * 2 > s->cap && inoset_grow(s))
+		return -ENOMEM;
+	for (i = ino_hash(ino, s->cap); s->slots[i]; i = (i + 1) & (s->cap - 1))
+		;
+	s->slots[i] = ino;
+	s->n++;
+	return 0;
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void inoset_del(struct inoset *s, __u64 ino)
+{
+	size_t i, j, k;
+
+	if (!s->cap)
+		return;
+	for (i = ino_hash(ino, s->cap); s->slots[i] != ino; i = (i + 1) & (s->cap - 1))
+		if (!s->slots[i])
+			return;
+	s->slots[i] = 0;
+	s->n--;
+	for (j = (i + 1) & (s->cap - 1); s->slots[j]; j = (j + 1) & (s->cap - 1)) {
+		k = ino_hash(s->slots[j], s->cap);
+		/* move slots[j] back to i if its home is not in (i, j] */
+		if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
+			s->slots[i] = s->slots[j];
+			s->slots[j] = 0;
+			i = j;
+		}
+	}
+}
+
+static void emit_synth(struct source *s, struct gmem_event *e)
+{
+	e->ts_ns = source__now_ns();
+	e->flags |= GMEM_EVF_SYNTH;
+	s->st.synthesized++;
+	s->cb(s->ctx, e);
+}
+
+static void schedule(__u64 *slot, __u64 when)
+{
+	if (!*slot || when < *slot)
+		*slot = when;
+}
+
+static int handle_record(void *ctx, void *data, size_t size)
+{
+	struct source *s = ctx;
+	struct gmem_event e;
+	__u64 now;
+
+	if (size < sizeof(e))
+		return 0;
+	memcpy(&e, data, sizeof(e));
+	s->st.records++;
+	switch (e.kind) {
+	case GMEM_EV_FILE_CREATE:
+		if (e.result >= 0)
+			inoset_add(&s->known, e.ino);
+		break;
+	case GMEM_EV_FILE_RELEASE:
+		inoset_del(&s->known, e.ino);
+		break;
+	case GMEM_EV_FD_CLOSE:
+		now = source__now_ns();
+		schedule(&s->urgent_scan_ns, now + CLOSE_SCAN_DELAY_NS);
+		break;
+	case GMEM_EV_VM_EXIT:
+		now = source__now_ns();
+		schedule(&s->urgent_scan_ns, now + EXIT_SCAN_DELAY_NS);
+		schedule(&s->again_scan_ns, now + EXIT_SCAN_AGAIN_NS);
+		break;
+	default:
+		break;
+	}
+	s->cb(s->ctx, &e);
+	return 0;
+}
+
+/* Turn the kernel's failed-reservation counters into LOST records, so a consumer (and a
+ * recording) knows exactly how much it did not see. */
+static void check_drops(struct source *s)
+{
+	struct gmem_counters c;
+	struct gmem_event e = { .kind = GMEM_EV_LOST };
+	__u64 total = 0;
+	int k;
+
+	if (loader__read_counters(s->loader, &c))
+		return;
+	for (k = 0; k < GMEM_EV_KIND_MAX; k++)
+		total += c.dropped[k];
+	if (total <= s->dropped_seen)
+		return;
+	e.a = total - s->dropped_seen;
+	s->dropped_seen = total;
+	s->st.dropped += e.a;
+	emit_synth(s, &e);
+}
+
+int source__parse_directmap(const char *text, __u64 bytes[3])
+{
+	static const char *const keys[3] = { "DirectMap4k:", "DirectMap2M:", "DirectMap1G:" };
+	int i, found = 0;
+
+	for (i = 0; i < 3; i++) {
+		const char *p = strstr(text, keys[i]);
+		unsigned long long kb;
+
+		bytes[i] = 0;
+		if (p && sscanf(p + strlen(keys[i]), "%llu", &kb) == 1) {
+			bytes[i] = kb * 1024;
+			found++;
+		}
+	}
+	return found ? 0 : -ENOENT;
+}
+
+static void sample_dmap(struct source *s)
+{
+	struct gmem_event e = { .kind = GMEM_EV_DMAP_SAMPLE };
+	char buf[8192];
+	__u64 bytes[3];
+	ssize_t n;
+	int fd;
+
+	fd = open(s->opts.meminfo ? s->opts.meminfo : "/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	if (source__parse_directmap(buf, bytes))
+		return;
+	/* only changes are records: a recording of a quiet host stays small */
+	if (s->dmap_valid && !memcmp(bytes, s->dmap, sizeof(bytes)))
+		return;
+	memcpy(s->dmap, bytes, sizeof(bytes));
+	s->dmap_valid = true;
+	e.a = bytes[0];
+	e.b = bytes[1];
+	e.c = bytes[2];
+	emit_synth(s, &e);
+}
+
+int source__scan(struct source *s)
+{
+	struct gmem_scan_rec *recs = NULL;
+	struct inoset seen = {};
+	__u64 t0 = source__now_ns();
+	size_t i, n = 0;
+	int err;
+
+	ring_buffer__consume(s->rb);
+	err = loader__scan(s->loader, &recs, &n);
+	if (err) {
+		s->st.scan_errors++;
+		return err;
+	}
+	/* creates that raced with the walk are in the ring now, not discoveries */
+	ring_buffer__consume(s->rb);
+	for (i = 0; i < n; i++) {
+		struct gmem_scan_rec *r = &recs[i];
+
+		inoset_add(&seen, r->ino);
+		if (r->vm && r->holder)
+			loader__note_vmm(s->loader, r->holder, r->vm);
+		if (inoset_has(&s->known, r->ino))
+			continue;
+		inoset_add(&s->known, r->ino);
+		struct gmem_event e = {
+			.kind = GMEM_EV_FILE_DISCOVER,
+			.ino = r->ino,
+			.vm = r->vm,
+			.tid = r->holder,
+			.a = r->size,
+			.b = r->nrpages,
+			.c = r->flags,
+		};
+		emit_synth(s, &e);
+	}
+	if (s->releases_from_scan) {
+		/* collect first: deleting while walking the table would skip entries */
+		__u64 *gone = calloc(s->known.n, sizeof(*gone));
+		size_t ngone = 0;
+
+		for (i = 0; gone && i < s->known.cap; i++)
+			if (s->known.slots[i] && !inoset_has(&seen, s->known.slots[i]))
+				gone[ngone++] = s->known.slots[i];
+		for (i = 0; i < ngone; i++) {
+			struct gmem_event e = { .kind = GMEM_EV_FILE_RELEASE, .ino = gone[i] };
+
+			inoset_del(&s->known, gone[i]);
+			emit_synth(s, &e);
+		}
+		free(gone);
+	}
+	free(seen.slots);
+	free(recs);
+	s->st.scans++;
+	s->st.scan_ns_last = source__now_ns() - t0;
+	return 0;
+}
+
+int source__open(struct source **out, const struct source_opts *opts, source_cb cb, void *ctx,
+		 char *err, size_t errlen)
+{
+	const struct probe_row *rel;
+	struct source *s;
+	int e;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->opts = *opts;
+	if (!s->opts.scan_interval_ns)
+		s->opts.scan_interval_ns = 2000 * NS_PER_MS;
+	if (!s->opts.dmap_interval_ns)
+		s->opts.dmap_interval_ns = 1000 * NS_PER_MS;
+	s->cb = cb;
+	s->ctx = ctx;
+	e = loader__open(&s->loader, &s->opts.loader, err, errlen);
+	if (e)
+		goto fail;
+	s->rb = ring_buffer__new(loader__events_fd(s->loader), handle_record, s, NULL);
+	if (!s->rb) {
+		e = -errno;
+		snprintf(err, errlen, "cannot set up the ring buffer: %s", strerror(-e));
+		goto fail;
+	}
+	/* with fentry on kvm_gmem_release, releases are seen directly; scans only discover */
+	rel = probe__row((struct probe_table *)loader__table(s->loader), "release");
+	s->releases_from_scan = rel && rel->tier == TIER_TRACEPOINT && rel->state == PROBE_LIVE;
+
+	sample_dmap(s);
+	source__scan(s);
+	s->next_scan_ns = source__now_ns() + s->opts.scan_interval_ns;
+	s->next_dmap_ns = source__now_ns() + s->opts.dmap_interval_ns;
+	*out = s;
+	return 0;
+fail:
+	source__close(s);
+	return e;
+}
+
+void source__close(struct source *s)
+{
+	if (!s)
+		return;
+	ring_buffer__free(s->rb);
+	loader__close(s->loader);
+	free(s->known.slots);
+	free(s);
+}
+
+int source__fd(const struct source *s)
+{
+	return ring_buffer__epoll_fd(s->rb);
+}
+
+static int ms_until(__u64 now, __u64 when)
+{
+	if (!when)
+		return -1;
+	return when <= now ? 0 : (int)((when - now + NS_PER_MS - 1) / NS_PER_MS);
+}
+
+int source__poll(struct source *s, int timeout_ms)
+{
+	__u64 now = source__now_ns();
+	int n, wait = timeout_ms, t;
+
+	/* never sleep past a due timer */
+	t = ms_until(now, s->next_scan_ns);
+	if (t >= 0 && (wait < 0 || t < wait))
+		wait = t;
+	t = ms_until(now, s->urgent_scan_ns);
+	if (t >= 0 && (wait < 0 || t < wait))
+		wait = t;
+	t = ms_until(now, s->again_scan_ns);
+	if (t >= 0 && (wait < 0 || t < wait))
+		wait = t;
+	t = ms_until(now, s->next_dmap_ns);
+	if (t >= 0 && (wait < 0 || t < wait))
+		wait = t;
+
+	n = ring_buffer__poll(s->rb, wait);
+	if (n < 0 && n != -EINTR)
+		return n;
+	check_drops(s);
+
+	now = source__now_ns();
+	if (now >= s->next_dmap_ns) {
+		sample_dmap(s);
+		s->next_dmap_ns = now + s->opts.dmap_interval_ns;
+	}
+	if ((s->urgent_scan_ns && now >= s->urgent_scan_ns) ||
+	    (s->again_scan_ns && now >= s->again_scan_ns) || now >= s->next_scan_ns) {
+		if (s->urgent_scan_ns && now >= s->urgent_scan_ns)
+			s->urgent_scan_ns = 0;
+		if (s->again_scan_ns && now >= s->again_scan_ns)
+			s->again_scan_ns = 0;
+		source__scan(s);
+		s->next_scan_ns = source__now_ns() + s->opts.scan_interval_ns;
+	}
+	return n < 0 ? 0 : n;
+}
+
+const struct probe_table *source__table(const struct source *s)
+{
+	return loader__table(s->loader);
+}
+
+void source__stats(const struct source *s, struct source_stats *st)
+{
+	*st = s->st;
+}

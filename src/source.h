@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * source.h - the live event stream: the ring buffer, plus the records only user space can make
+ * (files found or found gone by a scan, DirectMap samples, drops), in one ordered callback.
+ *
+ * Whatever consumes a source (the model, a recorder, a subscriber) sees exactly the records a
+ * recording would hold, so a replay reproduces what the live consumer saw.
+ */
+#ifndef GMEM_SOURCE_H
+#define GMEM_SOURCE_H
+#ifdef __bpf__
+#error "user-space only header"
+#endif
+
+#include "gmem_events.h"
+#include "loader.h"
+
+struct source;
+
+typedef void (*source_cb)(void *ctx, const struct gmem_event *e);
+
+struct source_opts {
+	struct loader_opts loader;
+	__u64 scan_interval_ns; /* slow liveness/discovery scan; 0 = 2 s */
+	__u64 dmap_interval_ns; /* /proc/meminfo DirectMap sampling; 0 = 1 s */
+	const char *meminfo;    /* path, for tests; NULL = /proc/meminfo */
+};
+
+struct source_stats {
+	__u64 records;      /* ring buffer records consumed */
+	__u64 synthesized;  /* records made by user space */
+	__u64 dropped;      /* records the kernel could not reserve (reported as LOST) */
+	__u64 scans;
+	__u64 scan_ns_last; /* how long the last scan took */
+	__u64 scan_errors;
+};
+
+int source__open(struct source **out, const struct source_opts *opts, source_cb cb, void *ctx,
+		 char *err, size_t errlen);
+void source__close(struct source *s);
+/* An fd that becomes readable when records are waiting (epoll on the ring buffer). */
+int source__fd(const struct source *s);
+/* Consume what is waiting and run due timers; waits at most timeout_ms. Returns records seen
+ * or -errno (-EINTR is not an error). */
+int source__poll(struct source *s, int timeout_ms);
+/* Force a scan now (after draining the ring), e.g. before a final snapshot. */
+int source__scan(struct source *s);
+const struct probe_table *source__table(const struct source *s);
+void source__stats(const struct source *s, struct source_stats *st);
+
+/* CLOCK_MONOTONIC in ns: the clock bpf_ktime_get_ns() uses. */
+__u64 source__now_ns(void);
+
+/* Parse DirectMap4k/2M/1G (kB) from a meminfo text into bytes; 0 on success. */
+int source__parse_directmap(const char *text, __u64 bytes[3]);
+
+#endif /* GMEM_SOURCE_H */

@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""Shared helpers for gmemscope's live and end-to-end tests.
+
+Live tests run the real gmemd against the real kernel and the real gmem-load workload on
+/dev/kvm, and compare what gmemd exports with gmem-load's ground truth. Nothing here fakes a
+kernel: a test that cannot run here skips and says which feature is missing.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("GMEM_BUILD", os.path.join(ROOT, "build"))
+BIN = os.path.join(BUILD, "bin")
+GMEMD = os.path.join(BIN, "gmemd")
+GMEM_LOAD = os.path.join(BIN, "gmem-load")
+
+
+def require_live():
+    """Skip unless this machine can run the live tier: root, /dev/kvm, kernel BTF."""
+    if os.geteuid() != 0:
+        pytest.skip("live test needs root (BPF)")
+    if not os.path.exists("/dev/kvm"):
+        pytest.skip("live test needs /dev/kvm")
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.skip("live test needs kernel BTF")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, interval=0.1, what="condition"):
+    """Poll pred() until it returns a truthy value; return it, or fail with the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prom(text):
+    """Prometheus text format -> {(name, ((label, value), ...)): float}; checks HELP/TYPE."""
+    samples, types = {}, {}
+    for line in text.splitlines():
+        if not line or line.startswith("# HELP"):
+            continue
+        if line.startswith("# TYPE"):
+            _, _, name, typ = line.split(None, 3)
+            types[name] = typ
+            continue
+        if line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        assert m, f"unparseable sample line: {line!r}"
+        labels = tuple(sorted(_LABEL.findall(m.group(3) or "")))
+        samples[(m.group(1), labels)] = float(m.group(4))
+    return samples, types
+
+
+class Metrics:
+    def __init__(self, text):
+        self.text = text
+        self.samples, self.types = parse_prom(text)
+
+    def get(self, name, **labels):
+        """The value of one series (0 when absent: counters start at zero)."""
+        want = {k: str(v) for k, v in labels.items()}
+        total, found = 0.0, False
+        for (n, ls), v in self.samples.items():
+            if n != name:
+                continue
+            d = dict(ls)
+            if all(d.get(k) == val for k, val in want.items()):
+                total += v
+                found = True
+        return total if found else 0.0
+
+    def has(self, name, **labels):
+        want = {k: str(v) for k, v in labels.items()}
+        return any(n == name and all(dict(ls).get(k) == v for k, v in want.items())
+                   for (n, ls) in self.samples)
+
+
+class Gmemd:
+    """A real gmemd on a free loopback port and a private control socket."""
+
+    def __init__(self, *extra):
+        self.dir = tempfile.mkdtemp(prefix="gmemd-test-")
+        self.socket = os.path.join(self.dir, "gmemd.sock")
+        self.port = free_port()
+        self.log = open(os.path.join(self.dir, "gmemd.log"), "w+")
+        self.args = [GMEMD, "--listen", f"127.0.0.1:{self.port}", "--socket", self.socket,
+                     "--scan-interval", "0.5", *extra]
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: self.proc.poll() is not None or "ready" in self.output(),
+                       timeout=30, what="gmemd ready")
+        except AssertionError:
+            self.stop()
+            raise
+        if self.proc.poll() is not None:
+            raise AssertionError(f"gmemd exited {self.proc.returncode}: {self.output()}")
+
+    def output(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def metrics_text(self, accept=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics")
+        if accept:
+            req.add_header("Accept", accept)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+
+    def metrics(self):
+        return Metrics(self.metrics_text())
+
+    def call(self, obj):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(self.socket)
+            s.sendall((json.dumps(obj) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                buf += chunk
+        return json.loads(buf)
+
+    def scan(self):
+        """Drain the ring and rescan now, so releases are visible deterministically."""
+        assert self.call({"cmd": "scan"})["ok"]
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Load:
+    """gmem-load in the background; its JSON lines are the ground truth, by phase."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([GMEM_LOAD, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.phases = {}
+
+    def next_phase(self, timeout=60):
+        import select
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if r:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                doc = json.loads(line)
+                self.phases[doc["phase"]] = doc
+                return doc
+        raise AssertionError(f"gmem-load printed no phase line; stderr: {self.stderr()}")
+
+    def wait_phase(self, phase, timeout=60):
+        while phase not in self.phases:
+            self.next_phase(timeout)
+        return self.phases[phase]
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def finish(self, timeout=120):
+        doc = self.wait_phase("exit", timeout)
+        self.proc.wait(timeout=timeout)
+        assert self.proc.returncode == 0, f"gmem-load failed: {self.stderr()}"
+        return doc
+
+    def stderr(self):
+        try:
+            return self.proc.stderr.read() if self.proc.poll() is not None else "(running)"
+        except Exception:
+            return "?"
+
+
+def run_load(*args, timeout=120):
+    p = subprocess.run([GMEM_LOAD, *args], capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"gmem-load {' '.join(args)} failed ({p.returncode}): {p.stderr}"
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    return {d["phase"]: d for d in lines}

@@ -1,0 +1,415 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""LIVE: gmemd on this machine's kernel against gmem-load's ground truth, exactly.
+
+Every test here runs the real probes on the real kernel while gmem-load drives real VMs on
+/dev/kvm; every number gmemd exports must equal what gmem-load says it did. Counters are
+compared per VM (the vm label is the VMM's pid, which gmem-load reports), so anything else
+running on the host cannot disturb them; host-wide series (secretmem direct-map churn) are
+compared as deltas.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from gmemtest import GMEMD, Gmemd, Load, Metrics, require_live, run_load, wait_until
+
+SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
+PAGE = 4096
+
+
+@pytest.fixture
+def gmemd():
+    require_live()
+    d = Gmemd()
+    yield d
+    rc = d.stop()
+    assert rc == 0, f"gmemd exited {rc} on SIGTERM: {d.output()}"
+
+
+def vm_counters(m, vm):
+    """What gmemd exports for one VM, in gmem-load's vocabulary."""
+    vm = str(vm)
+    return {
+        "files_created": m.get("gmem_files_created_total", vm=vm),
+        "files_released": m.get("gmem_files_released_total", vm=vm),
+        "memslot_binds": m.get("gmem_memslot_binds_total", vm=vm),
+        "pages_allocated": {s: m.get("gmem_pages_allocated_total", vm=vm, source=s)
+                            for s in SOURCES},
+        "pages_freed": m.get("gmem_pages_freed_total", vm=vm),
+        "punch_holes": m.get("gmem_punch_holes_total", vm=vm),
+        "invalidated_bytes": m.get("gmem_invalidated_bytes_total", vm=vm),
+        "conversions": {to: {res: m.get("gmem_conversions_total", vm=vm, to=to, result=res)
+                             for res in ("ok", "error")} for to in ("private", "shared")},
+    }
+
+
+def truth_counters(v, minus=None):
+    """gmem-load's counts for one VM, optionally minus an earlier phase's."""
+    def sub(key, *path):
+        a = v[key]
+        b = minus[key] if minus else None
+        for p in path:
+            a = a[p]
+            b = b[p] if b is not None else None
+        return a - (b or 0)
+    return {
+        "files_created": sub("files_created"),
+        "files_released": sub("files_released"),
+        "memslot_binds": sub("memslot_binds"),
+        "pages_allocated": {s: sub("pages_allocated", s) for s in SOURCES},
+        "pages_freed": sub("pages_freed"),
+        "punch_holes": sub("punch_holes"),
+        "invalidated_bytes": sub("invalidated_bytes"),
+        "conversions": {to: {res: sub("conversions", to, res) for res in ("ok", "error")}
+                        for to in ("private", "shared")},
+    }
+
+
+def wait_match(d, vm, want, timeout=15):
+    """Counters converge once the ring is drained and releases are scanned: poll, then
+    compare exactly (the last difference is the failure message)."""
+    got = None
+
+    def same():
+        nonlocal got
+        d.scan()
+        got = vm_counters(d.metrics(), vm)
+        return got == want
+    try:
+        wait_until(same, timeout=timeout, what=f"vm {vm} counters")
+    except AssertionError:
+        pass
+    assert got == want
+
+
+def file_gauges(m, vm):
+    out = {}
+    for (name, labels), v in m.samples.items():
+        d = dict(labels)
+        if d.get("vm") == str(vm) and name in ("gmem_file_size_bytes", "gmem_populated_bytes"):
+            out.setdefault(int(d["gmem"]), {})[name] = v
+    return out
+
+
+def secretmem(m):
+    return (m.get("gmem_direct_map_removals_total", owner="secretmem"),
+            m.get("gmem_direct_map_restores_total", owner="secretmem"))
+
+
+# ---- probing -----------------------------------------------------------------------------
+
+
+def test_probe_tells_the_truth_about_both_tiers():
+    """LIVE: --probe loads and attaches for real; fentry is found unavailable by trying."""
+    require_live()
+    p = subprocess.run([GMEMD, "--probe", "-j"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    t = json.loads(p.stdout)
+    rows = {r["event"]: r for r in t["events"]}
+    for ev in ("create", "bind", "discover", "release", "page_alloc", "punch_hole",
+               "free_folio", "conversion", "direct_map_secretmem", "vm_exit"):
+        assert rows[ev]["tier"] == "tracepoint" and rows[ev]["state"] == "live", rows[ev]
+    # This kernel refuses fentry (EPERM): the loader must have found out by loading one.
+    assert t["fentry_permitted"] is False
+    assert "Operation not permitted" in t["fentry_reason"]
+    for ev in ("fault", "prepare", "tdx", "hugepage_merge", "direct_map_gmem"):
+        assert rows[ev]["state"] == "unavailable", rows[ev]
+        assert "fentry not permitted by this kernel" in rows[ev]["reason"]
+    human = subprocess.run([GMEMD, "--probe"], capture_output=True, text=True, timeout=60)
+    assert human.returncode == 0
+    assert "fentry tier: unavailable" in human.stdout
+    assert "unavailable: fentry not permitted by this kernel" in human.stdout
+
+
+def test_probe_info_metric_matches_probe(gmemd):
+    """LIVE: gmemscope_probe_info exports the same table as --probe."""
+    table = gmemd.call({"cmd": "probe"})["probe"]
+    m = gmemd.metrics()
+    for r in table["events"]:
+        assert m.get("gmemscope_probe_info", event=r["event"], tier=r["tier"],
+                     state=r["state"]) == 1, r
+
+
+# ---- ground truth ------------------------------------------------------------------------
+
+
+def test_one_vm_every_counter_and_gauge(gmemd):
+    """LIVE: one VM, two files, every source of allocation, punches, refused conversions,
+    secretmem churn: counters and per-file gauges equal gmem-load's counts."""
+    before = secretmem(gmemd.metrics())
+    load = Load("--vms", "1", "--files", "2", "--file-size", "4M", "--user-touch", "24",
+                "--guest-touch", "40", "--fallocate", "32", "--punch", "3", "--punch-size",
+                "16K", "--convert", "4", "--secret-pages", "12", "--linger", "30")
+    done = load.wait_phase("done")
+    vm = done["vms"][0]
+    pid = vm["pid"]
+    # files are open here: gauges per file must equal the populated pages gmem-load tracks
+    def gauges_ok():
+        gmemd.scan()
+        m = gmemd.metrics()
+        g = file_gauges(m, pid)
+        want = {f["ino"]: {"gmem_file_size_bytes": f["size"],
+                           "gmem_populated_bytes": f["populated_pages"] * PAGE}
+                for f in vm["files"]}
+        return (g == want and m.get("gmem_files", vm=pid) == len(vm["files"])) or (g, want)
+    res = wait_until(lambda: gauges_ok() is True, timeout=15, what="per-file gauges")
+    assert res
+    wait_match(gmemd, pid, truth_counters(vm))
+    assert vm["pages_allocated"]["guest_fault"] > 0, "the vCPU must really fault gmem pages"
+    load.resume()
+    final = load.finish()
+    vm = final["vms"][0]
+    want = truth_counters(vm)
+    assert want["files_released"] == 2
+    wait_match(gmemd, pid, want)
+    m = gmemd.metrics()
+    assert m.get("gmem_files", vm=pid) == 0
+    assert file_gauges(m, pid) == {}, "released files leave no per-file series"
+    after = secretmem(m)
+    sm = vm["secretmem"]
+    assert sm["available"]
+    assert after[0] - before[0] == sm["pages_removed"] == 12
+    assert after[1] - before[1] == sm["pages_restored"] == 12
+    assert m.get("gmemscope_events_dropped_total") == 0
+
+
+def test_vm_started_before_gmemd_is_discovered():
+    """LIVE: a VM whose files exist and are populated before gmemd starts: discovered with
+    their populated size, not counted as created; what follows is counted exactly."""
+    require_live()
+    load = Load("--vms", "1", "--files", "3", "--user-touch", "10", "--guest-touch", "20",
+                "--fallocate", "8", "--punch", "2", "--convert", "2", "--pause")
+    paused = load.wait_phase("paused")
+    pre = paused["vms"][0]
+    pid = pre["pid"]
+    d = Gmemd()
+    try:
+        m = d.metrics()
+        g = file_gauges(m, pid)
+        assert g == {f["ino"]: {"gmem_file_size_bytes": f["size"],
+                                "gmem_populated_bytes": f["populated_pages"] * PAGE}
+                     for f in pre["files"]}
+        assert m.get("gmem_files", vm=pid) == 3
+        assert m.get("gmem_files_created_total", vm=pid) == 0
+        load.resume()
+        final = load.finish()["vms"][0]
+        want = truth_counters(final, minus=pre)
+        want["files_created"] = 0  # discovered, not created while we watched
+        assert want["files_released"] == 3
+        wait_match(d, pid, want)
+        assert d.metrics().get("gmem_files", vm=pid) == 0
+    finally:
+        assert d.stop() == 0
+
+
+def test_several_vms_one_exits_mid_run(gmemd):
+    """LIVE: three VMs at once; VM 1 exits mid-run with its files still open (the kernel
+    releases them); the others keep theirs until the end. Each VM is counted on its own."""
+    load = Load("--vms", "3", "--files", "2", "--user-touch", "8", "--guest-touch", "12",
+                "--fallocate", "6", "--punch", "2", "--convert", "2", "--exit-early", "1",
+                "--linger", "30")
+    done = load.wait_phase("done")
+    vms = {v["pid"]: v for v in done["vms"]}
+    assert len(vms) == 3
+    early = [v for v in done["vms"] if v["exited_early"]]
+    assert len(early) == 1
+    ep = early[0]["pid"]
+
+    def early_gone():
+        gmemd.scan()
+        m = gmemd.metrics()
+        return m.get("gmem_files", vm=ep) == 0 and m.get("gmem_files_released_total", vm=ep) == 2
+    wait_until(early_gone, timeout=15, what="the early VM's files released")
+    m = gmemd.metrics()
+    for pid, v in vms.items():
+        if pid != ep:
+            assert m.get("gmem_files", vm=pid) == 2, f"vm {pid} still has its files"
+    wait_match(gmemd, ep, truth_counters(early[0]))
+    load.resume()
+    final = load.finish()
+    for v in final["vms"]:
+        wait_match(gmemd, v["pid"], truth_counters(v))
+
+
+def test_churn_exact(gmemd):
+    """LIVE: steady churn for two seconds in two VMs (faults, punches, fallocates, secretmem):
+    thousands of events, every one counted."""
+    before = secretmem(gmemd.metrics())
+    out = run_load("--vms", "2", "--churn", "--duration", "2", "--user-touch", "16",
+                   "--fallocate", "16", "--secret-pages", "4")
+    final = out["exit"]
+    total_allocs = 0
+    for v in final["vms"]:
+        want = truth_counters(v)
+        total_allocs += sum(want["pages_allocated"].values())
+        wait_match(gmemd, v["pid"], want)
+    assert total_allocs > 1000, "churn should produce thousands of allocations"
+    m = gmemd.metrics()
+    removed = sum(v["secretmem"]["pages_removed"] for v in final["vms"])
+    restored = sum(v["secretmem"]["pages_restored"] for v in final["vms"])
+    after = secretmem(m)
+    assert (after[0] - before[0], after[1] - before[1]) == (removed, restored)
+    assert m.get("gmemscope_events_dropped_total") == 0
+
+
+def test_vm_retired_after_linger():
+    """LIVE: an exited VM's series stay for --retire-after, then go, with nothing left."""
+    require_live()
+    d = Gmemd("--retire-after", "1")
+    try:
+        out = run_load("--vms", "1", "--user-touch", "4")
+        pid = out["exit"]["vms"][0]["pid"]
+        wait_until(lambda: d.metrics().get("gmem_files_released_total", vm=pid) == 1 or
+                   (d.scan() and False), timeout=15, what="release")
+        wait_until(lambda: not d.metrics().has("gmem_files_created_total", vm=str(pid)),
+                   timeout=15, what="the VM's series retired")
+        snap = d.call({"cmd": "snapshot"})
+        assert snap["ok"]
+        assert str(pid) not in json.dumps(snap["model"].get("vms", [])) or all(
+            v.get("pid") != pid for v in snap["model"].get("vms", []))
+    finally:
+        assert d.stop() == 0
+
+
+# ---- nothing lost silently ---------------------------------------------------------------
+
+
+def test_drops_are_counted_not_hidden():
+    """LIVE: with gmemd stopped (SIGSTOP) and a 1 MiB ring, churn overflows the ring; the
+    kernel-side count of failed reservations reaches the model as gmemscope_events_dropped_total,
+    and what was seen plus what was dropped accounts for what happened."""
+    require_live()
+    d = Gmemd("--ring-size", "1")
+    try:
+        d.proc.send_signal(signal.SIGSTOP)
+        out = run_load("--vms", "1", "--churn", "--duration", "2", "--user-touch", "64",
+                       "--fallocate", "64")
+        d.proc.send_signal(signal.SIGCONT)
+        v = out["exit"]["vms"][0]
+        truth = sum(v["pages_allocated"].values()) + v["pages_freed"] + v["punch_holes"]
+        assert truth > 20000, "the churn must be large enough to overflow a 1 MiB ring"
+        m = wait_until(lambda: (lambda m: m if m.get("gmemscope_events_dropped_total") > 0
+                                else None)(d.metrics()), timeout=10, what="drops reported")
+        dropped = m.get("gmemscope_events_dropped_total")
+        seen = (sum(m.get("gmem_pages_allocated_total", vm=v["pid"], source=s) for s in SOURCES)
+                + m.get("gmem_pages_freed_total", vm=v["pid"])
+                + m.get("gmem_punch_holes_total", vm=v["pid"]))
+        assert seen < truth
+        # every missing page event is among the dropped records (which also hold other kinds)
+        assert truth - seen <= dropped
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+        assert d.stop() == 0
+
+
+# ---- the daemon as a program -------------------------------------------------------------
+
+
+def test_sigint_and_sigterm_stop_cleanly():
+    require_live()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        d = Gmemd()
+        assert os.path.exists(d.socket)
+        assert d.stop(sig) == 0, d.output()
+        assert not os.path.exists(d.socket), "the control socket is removed on exit"
+        assert "stopping" in d.output()
+
+
+def test_bad_flags_fail_clearly():
+    for args, needle in ((["--ring-size", "3"], "power of two"),
+                         (["--scan-interval", "abc"], "--scan-interval"),
+                         (["--bogus"], "unrecognized option"),
+                         (["extra"], "unexpected argument"),
+                         (["--listen", "nocolon"], "HOST:PORT")):
+        p = subprocess.run([GMEMD, *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0, args
+        assert needle in p.stderr, (args, p.stderr)
+
+
+def test_port_in_use_fails_clearly():
+    require_live()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = subprocess.run([GMEMD, "--listen", f"127.0.0.1:{port}", "--socket",
+                            f"/tmp/gmemd-test-inuse-{os.getpid()}.sock"],
+                           capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    assert "cannot listen on" in p.stderr and "Address already in use" in p.stderr
+
+
+def test_control_socket_in_use_fails_clearly(gmemd):
+    p = subprocess.run([GMEMD, "--listen", "127.0.0.1:0", "--socket", gmemd.socket],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    assert "in use by a running gmemd" in p.stderr
+
+
+def test_unprivileged_is_told_what_to_do():
+    """As nobody, without CAP_BPF/CAP_PERFMON: a clear message, exit 1."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to nobody")
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "--inh-caps=-all", GMEMD, "--socket", "/tmp/x.sock"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    assert "run as root or grant CAP_BPF+CAP_PERFMON" in p.stderr
+
+
+# ---- control socket ----------------------------------------------------------------------
+
+
+def test_control_protocol(gmemd):
+    hello = gmemd.call({"cmd": "hello", "proto": 1})
+    assert hello["ok"] and hello["proto"] == 1 and hello["record_size"] == 64
+    assert gmemd.call({"cmd": "nope"}) == {"ok": False, "error": "unknown command"}
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(gmemd.socket)
+        s.sendall(b"this is not json\n")
+        r = json.loads(s.makefile().readline())
+        assert r["ok"] is False and "bad request" in r["error"]
+    snap = gmemd.call({"cmd": "snapshot"})
+    assert snap["ok"] and "model" in snap and "probe" in snap and "daemon" in snap
+
+
+def test_subscribe_streams_the_records(gmemd):
+    """LIVE: a subscriber gets the raw 64-byte records; FILE_CREATE records for the VM equal
+    the files gmem-load created, and PAGE_ALLOC records its allocations."""
+    import struct
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(gmemd.socket)
+    s.sendall(b'{"cmd":"subscribe"}\n')
+    f = s.makefile("rb")
+    ack = json.loads(f.readline())
+    assert ack["ok"] and ack["record_size"] == 64
+    out = run_load("--vms", "1", "--files", "2", "--user-touch", "5", "--guest-touch", "7")
+    v = out["exit"]["vms"][0]
+    gmemd.scan()
+    creates = allocs = 0
+    deadline = time.monotonic() + 10
+    want_allocs = sum(v["pages_allocated"].values())
+    s.settimeout(1)
+    while time.monotonic() < deadline and (creates < 2 or allocs < want_allocs):
+        try:
+            rec = f.read(64)
+        except (socket.timeout, TimeoutError):
+            continue
+        if len(rec) < 64:
+            break
+        ts, ino, a, b, c, kind, vm, tid, result, sub, order, to, flags = struct.unpack(
+            "<QQQQQIIIiIBBH", rec)
+        if vm == v["pid"] and kind == 1 and result >= 0:
+            creates += 1
+        if vm == v["pid"] and kind == 6:
+            allocs += b
+    s.close()
+    assert creates == 2
+    assert allocs == want_allocs
