@@ -48,8 +48,9 @@ struct {
 	__type(value, __u32);
 } vmm_tgids SEC(".maps");
 
-/* Bumped when batching wakeups: user space polls on a timer, so only every Nth record wakes it. */
-const volatile __u32 targ_wakeup_batch = 64;
+/* Only every Nth record wakes the consumer (it also polls on a timer): a wakeup is an irq_work
+ * in the producer's context, the largest fixed cost per record after the reservation. */
+const volatile __u32 targ_wakeup_batch = 256;
 
 static __always_inline struct gmem_counters *gmem_counters_this_cpu(void)
 {
@@ -204,20 +205,22 @@ static __always_inline struct kvm *gmem_inode_kvm(struct inode *inode)
 	return NULL;
 }
 
-/* The VM a guest_memfd inode belongs to, remembering it for when the inode outlives its files. */
+/*
+ * The VM a guest_memfd inode belongs to. The ino_vm cache is tried first: it is filled at
+ * create, discovery and first sight, so the list walk and stats_id parse run about once per
+ * file instead of once per folio.
+ */
 static __always_inline __u32 gmem_inode_vm(struct inode *inode, __u64 ino)
 {
-	__u32 vm = gmem_vm_of_kvm(gmem_inode_kvm(inode));
-	__u32 *known;
+	__u32 *known = bpf_map_lookup_elem(&ino_vm, &ino);
+	__u32 vm;
 
-	if (vm) {
-		known = bpf_map_lookup_elem(&ino_vm, &ino);
-		if (!known || *known != vm)
-			bpf_map_update_elem(&ino_vm, &ino, &vm, BPF_ANY);
-		return vm;
-	}
-	known = bpf_map_lookup_elem(&ino_vm, &ino);
-	return known ? *known : 0;
+	if (known && *known)
+		return *known;
+	vm = gmem_vm_of_kvm(gmem_inode_kvm(inode));
+	if (vm)
+		bpf_map_update_elem(&ino_vm, &ino, &vm, BPF_ANY);
+	return vm;
 }
 
 /* The file behind fd in the current task; NULL if none. */
@@ -257,18 +260,31 @@ static __always_inline __u64 gmem_fd_ino(int fd, struct inode **inodep)
 
 /* ---- folios -------------------------------------------------------------------------------- */
 
-/* folio->flags became memdesc_flags_t (a struct around the same word) in 6.18; it has always
- * been the first word of the folio, so read it there. The order of a large folio sits in the
- * low byte of _flags_1 (6.6+); mainline guest_memfd folios are order 0. */
+/* folio->flags became memdesc_flags_t (a struct around the same word) in 6.18. */
+struct folio___memdesc {
+	memdesc_flags_t flags;
+} __attribute__((preserve_access_index));
+
+struct folio___ulong {
+	unsigned long flags;
+} __attribute__((preserve_access_index));
+
+/*
+ * The order of a large folio sits in the low byte of _flags_1 (6.6+); mainline guest_memfd
+ * folios are order 0. Plain loads: callers pass the trusted folio of a tp_btf program.
+ */
 static __always_inline __u32 gmem_folio_order(struct folio *folio)
 {
-	unsigned long flags = 0;
+	unsigned long flags;
 
-	bpf_probe_read_kernel(&flags, sizeof(flags), folio);
+	if (bpf_core_type_exists(memdesc_flags_t))
+		flags = ((struct folio___memdesc *)folio)->flags.f;
+	else
+		flags = ((struct folio___ulong *)folio)->flags;
 	if (!(flags & (1ul << bpf_core_enum_value(enum pageflags, PG_head))))
 		return 0;
 	if (bpf_core_field_exists(folio->_flags_1))
-		return BPF_CORE_READ(folio, _flags_1) & 0xff;
+		return folio->_flags_1 & 0xff;
 	return 0;
 }
 

@@ -141,7 +141,7 @@ struct gl_memory_fault {
  * The page layout every VM uses. File 0: [0, user0) host writes (page 0 always, since the guest
  * code lives there when a vCPU runs), [user0, user0 + guest) guest writes, then the fallocate
  * range. Other files: [0, user) then the fallocate range. Churn ranges cycle through
- * [churn_first, npages) so the guest code survives.
+ * [churn_first0, npages) of file 0 so the guest code survives.
  */
 struct layout {
 	__u64 npages;
@@ -226,7 +226,9 @@ static const char doc[] =
 	"  gmem-load --vms 2 --linger 30 --exit-early 1 --secret-pages 64\n"
 	"  gmem-load --churn --duration 2 --user-touch 16 --fallocate 16 --rate 0\n"
 	"\n"
-	"SIGNALS: SIGUSR1 to the parent ends --pause, then ends --linger early.\n"
+	"SIGNALS: SIGUSR1 to the parent ends --pause, then ends --linger early (one signal each; "
+	"one sent before the wait begins is kept). The VM children ignore SIGUSR1.\n"
+	"\n"
 	"EXIT STATUS: 0 success, 1 a step failed, 64 bad usage, 77 this machine lacks /dev/kvm or "
 	"guest_memfd with MMAP|INIT_SHARED.\n";
 
