@@ -7,8 +7,8 @@
  * that are exactly a power of two, because the Prometheus view needs them: see
  * histo__le_pow2().
  */
-#ifndef GMEMSCOPE_HISTO_H
-#define GMEMSCOPE_HISTO_H
+#ifndef GMEM_HISTO_H
+#define GMEM_HISTO_H
 
 #ifdef __bpf__
 #error "histo.h is user-space only"
@@ -61,4 +61,4 @@ __u64 histo__le_pow2(const struct histo *h, unsigned int k);
 /* The 27 cumulative counts for le = 2^HISTO_PROM_FIRST .. 2^HISTO_PROM_LAST ns. */
 void histo__prom_buckets(const struct histo *h, __u64 out[HISTO_PROM_BUCKETS]);
 
-#endif /* GMEMSCOPE_HISTO_H */
+#endif /* GMEM_HISTO_H */

@@ -348,6 +348,14 @@ void model__free(struct model *m)
 
 /* ---- VMs ---- */
 
+/* One more record counted on vm. */
+static void vm__touch(struct vm_state *vm, const struct gmem_event *ev)
+{
+	vm->pub.events++;
+	if (ev->ts_ns > vm->pub.last_ts_ns)
+		vm->pub.last_ts_ns = ev->ts_ns;
+}
+
 static struct retired_pid *model__retired(struct model *m, __u32 pid)
 {
 	unsigned int i;
@@ -398,9 +406,7 @@ static int model__vm_get(struct model *m, const struct gmem_event *ev, __u32 pid
 	if (r)
 		r->valid = false;
 found:
-	vm->pub.events++;
-	if (ev->ts_ns > vm->pub.last_ts_ns)
-		vm->pub.last_ts_ns = ev->ts_ns;
+	vm__touch(vm, ev);
 	*out = vm;
 	return 0;
 cleanup:
@@ -541,9 +547,7 @@ static int model__file_vm(struct model *m, const struct gmem_event *ev, struct f
 {
 	if (!ev->vm && f) {
 		*out = f->owner;
-		f->owner->pub.events++;
-		if (ev->ts_ns > f->owner->pub.last_ts_ns)
-			f->owner->pub.last_ts_ns = ev->ts_ns;
+		vm__touch(f->owner, ev);
 		return 0;
 	}
 	return model__vm_get(m, ev, ev->vm, false, out);
@@ -557,7 +561,7 @@ static int model__file_release_ev(struct model *m, const struct gmem_event *ev)
 		m->totals.anomalies.release_untracked++;
 		return 0;
 	}
-	f->owner->pub.events++;
+	vm__touch(f->owner, ev);
 	model__file_release(m, f);
 	return 0;
 }
@@ -871,9 +875,7 @@ static void model__vm_exit(struct model *m, const struct gmem_event *ev)
 	/* A VMM that never touched guest_memfd has nothing to retire. */
 	if (!vm)
 		return;
-	vm->pub.events++;
-	if (ev->ts_ns > vm->pub.last_ts_ns)
-		vm->pub.last_ts_ns = ev->ts_ns;
+	vm__touch(vm, ev);
 	if (vm->pub.gone)
 		return;
 	vm->pub.gone = true;

@@ -10,10 +10,11 @@
  *
  * Front ends read through const views (struct model_vm, struct model_file, struct
  * model_totals) reached by lookup or by the sorted iterators. A view stays valid until the
- * next model__apply(), model__tick() or model__free() on that model.
+ * next model__apply(), model__tick() or model__free() on that model. A model has no lock of
+ * its own: a front end that reads from another thread than the one applying holds its own.
  */
-#ifndef GMEMSCOPE_MODEL_H
-#define GMEMSCOPE_MODEL_H
+#ifndef GMEM_MODEL_H
+#define GMEM_MODEL_H
 
 #ifdef __bpf__
 #error "model.h is user-space only"
@@ -208,4 +209,4 @@ const char *model__rmp_op_name(unsigned int op);
 const char *model__tdx_op_name(unsigned int op);
 const char *model__kind_name(unsigned int kind);
 
-#endif /* GMEMSCOPE_MODEL_H */
+#endif /* GMEM_MODEL_H */

@@ -335,9 +335,26 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* The daemon's stats must not collide with the model's families or with each other. */
+static bool reserved_name(const char *name)
+{
+	static const char *const ours[] = {
+		"gmemscope_probe_info", "gmemscope_events_total", "gmemscope_events_dropped_total",
+		"gmemscope_file_series_capped",
+	};
+	size_t i;
+
+	if (!strncmp(name, "gmem_", 5))
+		return true;
+	for (i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		if (!strcmp(name, ours[i]))
+			return true;
+	return false;
+}
+
 static int check_extra(const struct prom_extra *extra)
 {
-	size_t i;
+	size_t i, k;
 
 	if (!extra)
 		return 0;
@@ -347,8 +364,12 @@ static int check_extra(const struct prom_extra *extra)
 		if (!extra->probes[i].event || !extra->probes[i].tier || !extra->probes[i].state)
 			return -EINVAL;
 	for (i = 0; i < extra->nr_stats; i++) {
-		if (!valid_name(extra->stats[i].name) || !extra->stats[i].help)
+		if (!valid_name(extra->stats[i].name) || !extra->stats[i].help ||
+		    reserved_name(extra->stats[i].name))
 			return -EINVAL;
+		for (k = 0; k < i; k++)
+			if (!strcmp(extra->stats[k].name, extra->stats[i].name))
+				return -EINVAL;
 		if (extra->stats[i].type == PROM_STAT_COUNTER &&
 		    !suffix_len(extra->stats[i].name, "_total"))
 			return -EINVAL;

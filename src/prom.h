@@ -13,8 +13,8 @@
  *   out of gmem_file_size_bytes and gmem_populated_bytes in this render (each family lost that
  *   many series). A gauge, not a counter, because it describes one scrape: 0 means complete.
  */
-#ifndef GMEMSCOPE_PROM_H
-#define GMEMSCOPE_PROM_H
+#ifndef GMEM_PROM_H
+#define GMEM_PROM_H
 
 #ifdef __bpf__
 #error "prom.h is user-space only"
@@ -62,8 +62,9 @@ struct prom_extra {
 
 /*
  * Appends the exposition of m (and extra) to out. Returns 0; -EINVAL for an extra stat with a
- * bad name (or a counter not ending in _total) or a probe row with a NULL string; -ENOMEM.
- * On error out is left as it was.
+ * bad, duplicate or reserved name (gmem_*, or one of the gmemscope_ families above), a counter
+ * stat not ending in _total, or a probe row with a NULL string; -ENOMEM. On error out is left
+ * as it was.
  */
 int prom__render(const struct model *m, const struct prom_extra *extra, struct strbuf *out,
 		 bool openmetrics);
@@ -74,4 +75,4 @@ int prom__fmt_seconds(char *buf, size_t len, __u64 ns);
 /* A label value with \\, \" and \n escaped. */
 int prom__escape_label(struct strbuf *out, const char *s);
 
-#endif /* GMEMSCOPE_PROM_H */
+#endif /* GMEM_PROM_H */

@@ -6,8 +6,8 @@
  * same error, so a renderer can append a few hundred lines and check once at the end instead
  * of after every call.
  */
-#ifndef GMEMSCOPE_STRBUF_H
-#define GMEMSCOPE_STRBUF_H
+#ifndef GMEM_STRBUF_H
+#define GMEM_STRBUF_H
 
 #ifdef __bpf__
 #error "strbuf.h is user-space only"
@@ -47,4 +47,4 @@ const char *strbuf__str(const struct strbuf *sb);
  */
 char *strbuf__detach(struct strbuf *sb, size_t *len);
 
-#endif /* GMEMSCOPE_STRBUF_H */
+#endif /* GMEM_STRBUF_H */

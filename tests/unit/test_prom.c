@@ -445,6 +445,13 @@ static void test_extra_stats(void **state)
 		{ .name = "gmemscope_scrapes", .help = "x", .type = PROM_STAT_COUNTER },
 	};
 	static const struct prom_stat bad_name[] = { { .name = "9bad-name", .help = "x" } };
+	static const struct prom_stat reserved[] = {
+		{ .name = "gmem_files", .help = "x" },
+	};
+	static const struct prom_stat dup[] = {
+		{ .name = "gmemscope_x", .help = "x" },
+		{ .name = "gmemscope_x", .help = "y" },
+	};
 	static const struct prom_probe_row bad_row[] = { { "e", NULL, "live" } };
 	struct prom_extra extra = { .stats = stats, .nr_stats = 3 };
 	struct model *m = model__new(NULL);
@@ -468,6 +475,11 @@ static void test_extra_stats(void **state)
 	extra.nr_stats = 1;
 	assert_int_equal(prom__render(m, &extra, &sb, false), -EINVAL);
 	extra.stats = bad_name;
+	assert_int_equal(prom__render(m, &extra, &sb, false), -EINVAL);
+	extra.stats = reserved;
+	assert_int_equal(prom__render(m, &extra, &sb, false), -EINVAL);
+	extra.stats = dup;
+	extra.nr_stats = 2;
 	assert_int_equal(prom__render(m, &extra, &sb, false), -EINVAL);
 	extra.stats = NULL;
 	extra.nr_stats = 0;

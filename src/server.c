@@ -1,0 +1,613 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * server.c - /metrics and the control socket around one model.
+ *
+ * Subscribers get raw records through a bounded per-client buffer: a client that does not
+ * read fast enough loses records rather than stalling the daemon, and is told how many with
+ * a LOST record once it has room again.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "ctl.h"
+#include "server.h"
+#include "source.h"
+#include "strbuf.h"
+
+#define MAX_CLIENTS 64
+#define CLIENT_OUT_MAX (8u << 20)
+#define MAX_EXTRA 16
+
+struct client {
+	int fd;
+	bool subscribed;
+	char *in;
+	size_t in_len;
+	char *out;
+	size_t out_len, out_off;
+	__u64 dropped;
+};
+
+struct server {
+	pthread_mutex_t lock;
+	struct server_opts opts;
+	struct model *model;
+	struct source *src;
+	const struct probe_table *probe;
+	struct MHD_Daemon *mhd;
+	int http_fd, ctl_fd;
+	struct client clients[MAX_CLIENTS];
+	int nclients;
+	__u64 start_ns;
+	__u64 scrapes, http_bad;
+	server_extra_fn extra_fn;
+	void *extra_ctx;
+};
+
+/* ---- subscribers ------------------------------------------------------------------------- */
+
+static void client_queue(struct client *c, const void *data, size_t len)
+{
+	size_t pending = c->out_len - c->out_off;
+	char *nb;
+
+	if (pending + len > CLIENT_OUT_MAX) {
+		c->dropped++;
+		return;
+	}
+	if (c->out_off && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	nb = realloc(c->out, c->out_len + len);
+	if (!nb) {
+		c->dropped++;
+		return;
+	}
+	c->out = nb;
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+}
+
+void server__apply(struct server *s, const struct gmem_event *e)
+{
+	int i;
+
+	model__apply(s->model, e);
+	for (i = 0; i < s->nclients; i++) {
+		struct client *c = &s->clients[i];
+
+		if (!c->subscribed)
+			continue;
+		if (c->dropped && c->out_len - c->out_off + 2 * sizeof(*e) <= CLIENT_OUT_MAX) {
+			struct gmem_event lost = { .ts_ns = e->ts_ns, .kind = GMEM_EV_LOST,
+						   .a = c->dropped, .flags = GMEM_EVF_SYNTH };
+
+			c->dropped = 0;
+			client_queue(c, &lost, sizeof(lost));
+		}
+		client_queue(c, e, sizeof(*e));
+	}
+}
+
+void server__source_cb(void *ctx, const struct gmem_event *e)
+{
+	server__apply(ctx, e);
+}
+
+/* ---- HTTP -------------------------------------------------------------------------------- */
+
+struct extra_buf {
+	struct prom_probe_row rows[PROBE_MAX_EVENTS];
+	struct prom_stat stats[MAX_EXTRA];
+};
+
+static void fill_extra(struct server *s, struct prom_extra *x, struct extra_buf *b)
+{
+	size_t n = 0;
+	int i;
+
+	if (s->probe) {
+		for (i = 0; i < s->probe->n; i++) {
+			b->rows[i].event = s->probe->rows[i].event;
+			b->rows[i].tier = probe__tier_str(s->probe->rows[i].tier);
+			b->rows[i].state = probe__state_str(s->probe->rows[i].state);
+		}
+		x->probes = b->rows;
+		x->nr_probes = s->probe->n;
+	}
+	b->stats[n++] = (struct prom_stat){ "gmemscope_scrapes_total",
+					    "Scrapes of /metrics served.", PROM_STAT_COUNTER,
+					    false, s->scrapes, 0 };
+	b->stats[n++] = (struct prom_stat){ "gmemscope_http_bad_requests_total",
+					    "HTTP requests refused (bad method or path).",
+					    PROM_STAT_COUNTER, false,
+					    __atomic_load_n(&s->http_bad, __ATOMIC_RELAXED), 0 };
+	b->stats[n++] = (struct prom_stat){ "gmemscope_uptime_seconds",
+					    "Seconds since this server started.", PROM_STAT_GAUGE,
+					    true, 0, (source__now_ns() - s->start_ns) / 1e9 };
+	if (s->extra_fn)
+		n += s->extra_fn(s->extra_ctx, b->stats + n, MAX_EXTRA - n);
+	x->stats = b->stats;
+	x->nr_stats = n;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status,
+				  const char *text, const char *type)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle_http(void *cls, struct MHD_Connection *conn, const char *url,
+				   const char *method, const char *version,
+				   const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct strbuf sb = STRBUF_INIT;
+	struct prom_extra x = {};
+	struct extra_buf xb;
+	struct MHD_Response *r;
+	const char *accept;
+	enum MHD_Result ret;
+	char *body;
+	size_t len;
+	bool om;
+	int err;
+
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		__atomic_add_fetch(&s->http_bad, 1, __ATOMIC_RELAXED);
+		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n",
+				  "text/plain");
+	}
+	if (!strcmp(url, "/"))
+		return reply_text(conn, MHD_HTTP_OK,
+				  "<html><head><title>gmemscope</title></head><body><h1>gmemscope"
+				  "</h1><p><a href=\"/metrics\">/metrics</a></p></body></html>\n",
+				  "text/html; charset=utf-8");
+	if (strcmp(url, "/metrics")) {
+		__atomic_add_fetch(&s->http_bad, 1, __ATOMIC_RELAXED);
+		return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n",
+				  "text/plain");
+	}
+	accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
+	om = accept && strstr(accept, "application/openmetrics-text");
+	pthread_mutex_lock(&s->lock);
+	s->scrapes++;
+	fill_extra(s, &x, &xb);
+	err = prom__render(s->model, &x, &sb, om);
+	pthread_mutex_unlock(&s->lock);
+	body = strbuf__detach(&sb, &len);
+	if (err || !body) {
+		free(body);
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n",
+				  "text/plain");
+	}
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", om ? PROM_OM_CONTENT_TYPE : PROM_CONTENT_TYPE);
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+int server__listen_tcp(const char *hostport, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai, *p;
+	const char *colon = strrchr(hostport, ':');
+	int fd = -1, e, one = 1;
+	char host[256];
+
+	if (!colon || colon == hostport || !colon[1] ||
+	    (size_t)(colon - hostport) >= sizeof(host)) {
+		snprintf(err, errlen, "--listen '%s': expected HOST:PORT, e.g. 127.0.0.1:9477",
+			 hostport);
+		return -EINVAL;
+	}
+	memcpy(host, hostport, colon - hostport);
+	host[colon - hostport] = 0;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = 0;
+	}
+	e = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (e) {
+		snprintf(err, errlen, "--listen '%s': %s", hostport, gai_strerror(e));
+		return -EINVAL;
+	}
+	e = 0;
+	for (p = ai; p; p = p->ai_next) {
+		fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, p->ai_addr, p->ai_addrlen) == 0 && listen(fd, 128) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s%s", hostport, strerror(e),
+			 e == EADDRINUSE ? " (another gmemd? pick another port with --listen)" : "");
+		return -(e ? e : EINVAL);
+	}
+	return fd;
+}
+
+/* ---- control socket ---------------------------------------------------------------------- */
+
+static int listen_unix(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[sizeof(sa.sun_path)], *slash;
+	int fd, e, probe;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "--socket '%s': path too long", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		mkdir(dir, 0755);
+	}
+	/* a live server answers on it; a stale file left by a crash does not */
+	probe = ctl__connect(path);
+	if (probe >= 0) {
+		close(probe);
+		snprintf(err, errlen, "control socket %s is in use by a running gmemd (stop it, "
+			 "or pick another path with --socket)", path);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
+		e = errno;
+		close(fd);
+		snprintf(err, errlen, "cannot create control socket %s: %s", path, strerror(e));
+		return -e;
+	}
+	chmod(path, 0600);
+	return fd;
+}
+
+static void client_close(struct server *s, int i)
+{
+	struct client *c = &s->clients[i];
+
+	close(c->fd);
+	free(c->in);
+	free(c->out);
+	s->clients[i] = s->clients[--s->nclients];
+	memset(&s->clients[s->nclients], 0, sizeof(struct client));
+}
+
+static void reply_json(struct client *c, json_t *o)
+{
+	char *text = json_dumps(o, JSON_COMPACT);
+
+	if (text) {
+		client_queue(c, text, strlen(text));
+		client_queue(c, "\n", 1);
+		free(text);
+	}
+	json_decref(o);
+}
+
+static json_t *server_json(struct server *s)
+{
+	json_t *o = json_pack("{s:s, s:i, s:f, s:I, s:I}", "name", s->opts.name, "pid",
+			      (int)getpid(), "uptime_seconds",
+			      (source__now_ns() - s->start_ns) / 1e9, "scrapes",
+			      (json_int_t)s->scrapes, "clients", (json_int_t)s->nclients);
+	struct source_stats st;
+
+	if (o && s->src) {
+		source__stats(s->src, &st);
+		json_object_set_new(o, "records", json_integer(st.records));
+		json_object_set_new(o, "synthesized", json_integer(st.synthesized));
+		json_object_set_new(o, "dropped", json_integer(st.dropped));
+		json_object_set_new(o, "scans", json_integer(st.scans));
+	}
+	return o;
+}
+
+static json_t *probe_json(struct server *s)
+{
+	return s->probe ? ctl__probe_json(s->probe) : json_null();
+}
+
+static void handle_request(struct server *s, struct client *c, const char *line)
+{
+	json_error_t jerr;
+	json_t *req = json_loads(line, 0, &jerr), *snap;
+	const char *cmd;
+
+	if (!req || !json_is_object(req)) {
+		reply_json(c, json_pack("{s:b, s:s}", "ok", 0, "error",
+					"bad request: expected one JSON object per line"));
+		json_decref(req);
+		return;
+	}
+	cmd = json_string_value(json_object_get(req, "cmd"));
+	if (!cmd) {
+		reply_json(c, json_pack("{s:b, s:s}", "ok", 0, "error", "bad request: no \"cmd\""));
+	} else if (!strcmp(cmd, "hello")) {
+		reply_json(c, json_pack("{s:b, s:i, s:i, s:s, s:i, s:b}", "ok", 1, "proto",
+					CTL_PROTO_VERSION, "abi", GMEM_ABI_VERSION, "server",
+					s->opts.name, "record_size", (int)sizeof(struct gmem_event),
+					"live", s->src != NULL));
+	} else if (!strcmp(cmd, "snapshot")) {
+		snap = model__to_json(s->model);
+		reply_json(c, json_pack("{s:b, s:I, s:o, s:o, s:o}", "ok", 1, "ts_ns",
+					(json_int_t)source__now_ns(), "model",
+					snap ? snap : json_null(), "probe", probe_json(s), "daemon",
+					server_json(s)));
+	} else if (!strcmp(cmd, "probe")) {
+		reply_json(c, json_pack("{s:b, s:o}", "ok", 1, "probe", probe_json(s)));
+	} else if (!strcmp(cmd, "scan")) {
+		/* drain + rescan now: lets a client see releases deterministically */
+		if (s->src) {
+			source__scan(s->src);
+			reply_json(c, json_pack("{s:b}", "ok", 1));
+		} else {
+			reply_json(c, json_pack("{s:b, s:s}", "ok", 0, "error",
+						"no live source (serving a recording)"));
+		}
+	} else if (!strcmp(cmd, "subscribe")) {
+		reply_json(c, json_pack("{s:b, s:s, s:i, s:i}", "ok", 1, "stream", "gmem_event",
+					"record_size", (int)sizeof(struct gmem_event), "abi",
+					GMEM_ABI_VERSION));
+		c->subscribed = true;
+	} else {
+		reply_json(c, json_pack("{s:b, s:s}", "ok", 0, "error", "unknown command"));
+	}
+	json_decref(req);
+}
+
+/* Returns false when the client must be closed. */
+static bool client_read(struct server *s, struct client *c)
+{
+	char buf[4096], *nl, *nb;
+	ssize_t n = read(c->fd, buf, sizeof(buf));
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		return false;
+	if (n < 0 || c->subscribed)
+		return true; /* a subscriber's further input is ignored */
+	if (c->in_len + n > CTL_MAX_LINE)
+		return false;
+	nb = realloc(c->in, c->in_len + n + 1);
+	if (!nb)
+		return false;
+	c->in = nb;
+	memcpy(c->in + c->in_len, buf, n);
+	c->in_len += n;
+	c->in[c->in_len] = 0;
+	while (!c->subscribed && (nl = memchr(c->in, '\n', c->in_len))) {
+		size_t used = nl - c->in + 1;
+
+		*nl = 0;
+		handle_request(s, c, c->in);
+		memmove(c->in, c->in + used, c->in_len - used);
+		c->in_len -= used;
+		c->in[c->in_len] = 0;
+	}
+	return true;
+}
+
+static bool client_write(struct client *c)
+{
+	ssize_t n;
+
+	if (c->out_off == c->out_len)
+		return true;
+	n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	c->out_off += n;
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	return true;
+}
+
+static void accept_clients(struct server *s)
+{
+	int fd;
+
+	while ((fd = accept4(s->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (s->nclients == MAX_CLIENTS) {
+			static const char busy[] = "{\"ok\":false,\"error\":\"too many clients\"}\n";
+
+			if (write(fd, busy, sizeof(busy) - 1) < 0) {
+				/* it is going away either way */
+			}
+			close(fd);
+			continue;
+		}
+		s->clients[s->nclients++] = (struct client){ .fd = fd };
+	}
+}
+
+int server__pollfds(struct server *s, struct pollfd *pfd, int max)
+{
+	int i, n = 0;
+
+	if (s->ctl_fd < 0 || max < 1)
+		return 0;
+	pfd[n++] = (struct pollfd){ .fd = s->ctl_fd, .events = POLLIN };
+	for (i = 0; i < s->nclients && n < max; i++) {
+		struct client *c = &s->clients[i];
+
+		pfd[n++] = (struct pollfd){
+			.fd = c->fd,
+			.events = POLLIN | (c->out_len > c->out_off ? POLLOUT : 0),
+		};
+	}
+	return n;
+}
+
+void server__handle(struct server *s, const struct pollfd *pfd, int n)
+{
+	int i;
+
+	if (n < 1)
+		return;
+	/* walked backwards: closing one client moves the last into its slot */
+	for (i = n - 2; i >= 0; i--) {
+		const struct pollfd *p = &pfd[1 + i];
+		struct client *c;
+		bool ok = true;
+
+		if (i >= s->nclients || s->clients[i].fd != p->fd)
+			continue;
+		c = &s->clients[i];
+		if (p->revents & (POLLIN | POLLHUP | POLLERR))
+			ok = client_read(s, c);
+		if (ok)
+			ok = client_write(c);
+		if (!ok)
+			client_close(s, i);
+	}
+	/* flush what records queued since the poll, for clients that did not report */
+	for (i = s->nclients - 1; i >= 0; i--)
+		if (!client_write(&s->clients[i]))
+			client_close(s, i);
+	if (pfd[0].revents & POLLIN)
+		accept_clients(s);
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+int server__open(struct server **out, const struct server_opts *opts, char *err, size_t errlen)
+{
+	struct server *s;
+	int e;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	s->opts = *opts;
+	s->http_fd = -1;
+	s->ctl_fd = -1;
+	s->start_ns = source__now_ns();
+	if (opts->listen) {
+		s->http_fd = server__listen_tcp(opts->listen, err, errlen);
+		if (s->http_fd < 0) {
+			e = s->http_fd;
+			goto fail;
+		}
+	}
+	if (opts->socket) {
+		s->ctl_fd = listen_unix(opts->socket, err, errlen);
+		if (s->ctl_fd < 0) {
+			e = s->ctl_fd;
+			goto fail;
+		}
+	}
+	s->model = model__new(&opts->model);
+	if (!s->model) {
+		e = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	server__close(s);
+	return e;
+}
+
+int server__start(struct server *s, char *err, size_t errlen)
+{
+	if (s->http_fd < 0)
+		return 0;
+	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY, 0,
+				  NULL, NULL, handle_http, s, MHD_OPTION_LISTEN_SOCKET, s->http_fd,
+				  MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT,
+				  10u, MHD_OPTION_END);
+	if (!s->mhd) {
+		snprintf(err, errlen, "cannot start the HTTP server on %s", s->opts.listen);
+		return -EIO;
+	}
+	s->http_fd = -1; /* libmicrohttpd owns it now */
+	return 0;
+}
+
+void server__close(struct server *s)
+{
+	if (!s)
+		return;
+	if (s->mhd)
+		MHD_stop_daemon(s->mhd);
+	while (s->nclients)
+		client_close(s, s->nclients - 1);
+	if (s->ctl_fd >= 0) {
+		close(s->ctl_fd);
+		unlink(s->opts.socket);
+	}
+	if (s->http_fd >= 0)
+		close(s->http_fd);
+	model__free(s->model);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+void server__lock(struct server *s)
+{
+	pthread_mutex_lock(&s->lock);
+}
+
+void server__unlock(struct server *s)
+{
+	pthread_mutex_unlock(&s->lock);
+}
+
+void server__set_probe(struct server *s, const struct probe_table *t)
+{
+	s->probe = t;
+}
+
+void server__set_source(struct server *s, struct source *src)
+{
+	s->src = src;
+}
+
+void server__set_extra(struct server *s, server_extra_fn fn, void *ctx)
+{
+	s->extra_fn = fn;
+	s->extra_ctx = ctx;
+}
+
+struct model *server__model(struct server *s)
+{
+	return s->model;
+}

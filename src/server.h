@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * server.h - a model served the way gmemd serves it: Prometheus /metrics over HTTP
+ * (libmicrohttpd, its own thread) and the control socket (docs/control-protocol.md).
+ *
+ * gmemd feeds it from the live source; `gmemtrace replay` feeds it from a recording. Records
+ * go in through server__apply() (model + subscribers), with the server lock held: the HTTP
+ * thread renders under the same lock.
+ */
+#ifndef GMEM_SERVER_H
+#define GMEM_SERVER_H
+#ifdef __bpf__
+#error "user-space only header"
+#endif
+
+#include <poll.h>
+#include <stdbool.h>
+
+#include "gmem_events.h"
+#include "model.h"
+#include "probe.h"
+#include "prom.h"
+
+struct server;
+struct source;
+
+struct server_opts {
+	const char *name;   /* "gmemd", "gmemtrace replay": in hello and the index page */
+	const char *listen; /* HOST:PORT, NULL = no HTTP */
+	const char *socket; /* control socket path, NULL = none */
+	struct model_opts model;
+};
+
+/* Appends extra unlabelled samples for /metrics (the caller's own health); lock held. */
+typedef size_t (*server_extra_fn)(void *ctx, struct prom_stat *stats, size_t max);
+
+/* Binds the HTTP port and the control socket (clear errors for "in use" and bad addresses)
+ * but starts serving HTTP only in server__start(), after the caller has blocked signals. */
+int server__open(struct server **out, const struct server_opts *opts, char *err, size_t errlen);
+int server__start(struct server *s, char *err, size_t errlen);
+void server__close(struct server *s);
+
+void server__lock(struct server *s);
+void server__unlock(struct server *s);
+/* One record into the model and to every subscriber. Lock held. */
+void server__apply(struct server *s, const struct gmem_event *e);
+/* Suitable as a source_cb (ctx = the server). */
+void server__source_cb(void *ctx, const struct gmem_event *e);
+
+/* What to report as probe coverage (a live source's table, or a recording's). */
+void server__set_probe(struct server *s, const struct probe_table *t);
+/* A live source, for the "scan" command and its stats; NULL for a replay. */
+void server__set_source(struct server *s, struct source *src);
+void server__set_extra(struct server *s, server_extra_fn fn, void *ctx);
+struct model *server__model(struct server *s);
+
+/* The control socket's fds for the caller's poll loop: fills at most max, returns count. */
+int server__pollfds(struct server *s, struct pollfd *pfd, int max);
+/* Handle what poll() reported for the fds server__pollfds() gave (same order). Lock held. */
+void server__handle(struct server *s, const struct pollfd *pfd, int n);
+
+/* The Prometheus listener parser, shared with tests: "127.0.0.1:9477", "[::1]:9477". */
+int server__listen_tcp(const char *hostport, char *err, size_t errlen);
+
+#endif /* GMEM_SERVER_H */
