@@ -591,6 +591,26 @@ int BPF_PROG(handle_tdx_demote, u64 td, u64 gpa, u64 level)
 
 /* ---- direct map (unmerged NO_DIRECT_MAP series) ------------------------------------------ */
 
+/* One direct-map record for a guest_memfd folio; the index survives the folio leaving the
+ * page cache, the file comes from what the zap remembered. */
+static __always_inline void emit_dmap(__u32 kind, struct folio *folio,
+				      const struct dmap_owner *owner)
+{
+	struct gmem_event *e = fe_reserve(kind);
+	__u32 order;
+
+	if (!e)
+		return;
+	order = gmem_folio_order(folio);
+	e->vm = owner->vm;
+	e->ino = owner->ino;
+	e->a = BPF_CORE_READ(folio, index);
+	e->b = 1ull << order;
+	e->order = order;
+	e->sub = GMEM_OWNER_GMEM;
+	gmem_submit(e);
+}
+
 /*
  * int folio_zap_direct_map(struct folio *folio): guest_memfd calls it on a NO_DIRECT_MAP file's
  * folio right after getting it from the page cache, so the mapping names the file. The series
@@ -604,9 +624,7 @@ int BPF_PROG(handle_folio_zap, struct folio *folio)
 {
 	struct inode *inode = gmem_folio_inode(folio);
 	struct dmap_owner owner = {};
-	struct gmem_event *e;
 	__u64 key = (__u64)folio;
-	__u32 order;
 
 	if (!inode)
 		return 0;
@@ -614,17 +632,7 @@ int BPF_PROG(handle_folio_zap, struct folio *folio)
 	owner.vm = gmem_inode_vm(inode, owner.ino);
 	bpf_map_update_elem(&dmap_zapped, &key, &owner, BPF_ANY);
 
-	e = fe_reserve(GMEM_EV_DMAP_REMOVE);
-	if (!e)
-		return 0;
-	order = gmem_folio_order(folio);
-	e->vm = owner.vm;
-	e->ino = owner.ino;
-	e->a = BPF_CORE_READ(folio, index);
-	e->b = 1ull << order;
-	e->order = order;
-	e->sub = GMEM_OWNER_GMEM;
-	gmem_submit(e);
+	emit_dmap(GMEM_EV_DMAP_REMOVE, folio, &owner);
 	return 0;
 }
 
@@ -659,9 +667,7 @@ int BPF_PROG(handle_folio_restore, struct folio *folio)
 	__u64 key = (__u64)folio;
 	struct dmap_owner owner = {};
 	struct dmap_owner *o;
-	struct gmem_event *e;
 	__u64 *freeing;
-	__u32 order;
 
 	o = bpf_map_lookup_elem(&dmap_zapped, &key);
 	if (o) {
@@ -675,17 +681,7 @@ int BPF_PROG(handle_folio_restore, struct folio *folio)
 	}
 	bpf_map_delete_elem(&freeing_folio, &tid);
 
-	e = fe_reserve(GMEM_EV_DMAP_RESTORE);
-	if (!e)
-		return 0;
-	order = gmem_folio_order(folio);
-	e->vm = owner.vm;
-	e->ino = owner.ino;
-	e->a = BPF_CORE_READ(folio, index);
-	e->b = 1ull << order;
-	e->order = order;
-	e->sub = GMEM_OWNER_GMEM;
-	gmem_submit(e);
+	emit_dmap(GMEM_EV_DMAP_RESTORE, folio, &owner);
 	return 0;
 }
 
