@@ -101,7 +101,8 @@ check: all
 
 .PHONY: bench
 bench: all
-	$(Q)GMEM_BUILD=$(abspath $(O)) bench/run
+	$(Q)GMEM_BUILD=$(abspath $(O)) WORKLOAD=host bench/run
+	$(Q)GMEM_BUILD=$(abspath $(O)) WORKLOAD=guest bench/run
 
 # ---- dependencies ----------------------------------------------------------------------------
 # Debian packages, installed only when missing.
