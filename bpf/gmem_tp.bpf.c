@@ -49,6 +49,10 @@ struct call_ctx {
 	__u32 sub;
 	__u32 pending_conv; /* a vCPU exit asked for a conversion: report the next entry */
 	__u32 pad;
+	/* folios a fallocate call added or removed on its own file, folded into one record */
+	__u64 fold_pages;
+	__u64 fold_first;
+	__u64 fold_end;
 };
 
 struct {
@@ -325,6 +329,7 @@ int handle_fallocate_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	c->call = CALL_FALLOCATE;
 	c->ino = ino;
+	c->fold_pages = 0;
 	c->sub = (__u32)ctx->args[1]; /* mode */
 	c->a = ctx->args[2];
 	c->b = ctx->args[3];
@@ -337,13 +342,28 @@ int handle_fallocate_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+	bool punch;
 	struct gmem_event *e;
 
 	if (!c || c->call != CALL_FALLOCATE)
 		return 0;
 	c->call = CALL_NONE;
-	e = gmem_reserve((c->sub & GMEM_FALLOC_FL_PUNCH_HOLE) ? GMEM_EV_PUNCH_HOLE :
-								 GMEM_EV_FALLOCATE);
+	punch = c->sub & GMEM_FALLOC_FL_PUNCH_HOLE;
+	if (c->fold_pages) {
+		e = gmem_reserve(punch ? GMEM_EV_PAGE_FREE : GMEM_EV_PAGE_ALLOC);
+		if (e) {
+			e->vm = c->vm;
+			e->ino = c->ino;
+			e->a = c->fold_first;
+			e->b = c->fold_pages;
+			e->c = c->fold_end;
+			e->sub = punch ? 0 : GMEM_SRC_FALLOCATE;
+			e->flags = GMEM_EVF_RANGE;
+			gmem_submit(e);
+		}
+		c->fold_pages = 0;
+	}
+	e = gmem_reserve(punch ? GMEM_EV_PUNCH_HOLE : GMEM_EV_FALLOCATE);
 	if (!e)
 		return 0;
 	e->vm = c->vm;
@@ -378,11 +398,8 @@ int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* Which of our syscalls, if any, made this folio exist. */
-static __always_inline __u32 alloc_source(void)
+static __always_inline __u32 alloc_source(struct call_ctx *c)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
-
 	if (c) {
 		switch (c->call) {
 		case CALL_KVM_RUN:
@@ -413,8 +430,10 @@ static __always_inline int folio_event(struct folio *folio, bool add)
 {
 	struct address_space *mapping = folio->mapping;
 	struct inode *host;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct gmem_event *e;
-	__u64 magic, ino;
+	__u64 magic, ino, index;
+	struct call_ctx *c;
 	__u32 order;
 
 	if (!mapping)
@@ -442,18 +461,30 @@ static __always_inline int folio_event(struct folio *folio, bool add)
 	if (magic != GMEM_GUEST_MEMFD_MAGIC &&
 	    (magic != GMEM_ANON_INODE_MAGIC || !(mapping->flags & (1ull << GMEM_AS_INACCESSIBLE))))
 		return 0;
+	ino = host->i_ino;
+	order = gmem_folio_order(folio);
+	index = folio->index;
+	/* inside fallocate on this very file: fold into the call's one record (see exit) */
+	c = bpf_map_lookup_elem(&calls, &tid);
+	if (c && c->call == CALL_FALLOCATE && c->ino == ino &&
+	    (add == !(c->sub & GMEM_FALLOC_FL_PUNCH_HOLE))) {
+		if (!c->fold_pages || index < c->fold_first)
+			c->fold_first = index;
+		if (!c->fold_pages || index + (1ull << order) > c->fold_end)
+			c->fold_end = index + (1ull << order);
+		c->fold_pages += 1ull << order;
+		return 0;
+	}
 	e = gmem_reserve(add ? GMEM_EV_PAGE_ALLOC : GMEM_EV_PAGE_FREE);
 	if (!e)
 		return 0;
-	ino = host->i_ino;
-	order = gmem_folio_order(folio);
 	e->ino = ino;
-	e->a = folio->index;
+	e->a = index;
 	e->b = 1ull << order;
 	e->order = order;
 	e->vm = gmem_inode_vm(host, ino);
 	if (add)
-		e->sub = alloc_source();
+		e->sub = alloc_source(c);
 	gmem_submit(e);
 	return 0;
 }

@@ -100,6 +100,13 @@ enum gmem_tdx_op {
 #define GMEM_EVF_FENTRY   (1u << 0) /* emitted by the fentry tier */
 #define GMEM_EVF_SYNTH    (1u << 1) /* made by user space (scan, sample, drop report) */
 #define GMEM_EVF_SCENARIO (1u << 2) /* constructed for a scenario, never seen live */
+/*
+ * PAGE_ALLOC / PAGE_FREE summarising one syscall: b pages allocated or freed within the page
+ * range [a, c) of the file (every page in it that was absent, for fallocate; every one that
+ * was present, for a punch hole). The probes fold the folios a fallocate call adds or removes
+ * on its own file into this one record, emitted just before the FALLOCATE / PUNCH_HOLE record.
+ */
+#define GMEM_EVF_RANGE    (1u << 3)
 
 struct gmem_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */

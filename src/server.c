@@ -329,11 +329,25 @@ static json_t *server_json(struct server *s)
 	struct source_stats st;
 
 	if (o && s->src) {
+		struct gmem_counters kc;
+
 		source__stats(s->src, &st);
 		json_object_set_new(o, "records", json_integer(st.records));
 		json_object_set_new(o, "synthesized", json_integer(st.synthesized));
 		json_object_set_new(o, "dropped", json_integer(st.dropped));
 		json_object_set_new(o, "scans", json_integer(st.scans));
+		if (!source__kernel_counters(s->src, &kc)) {
+			json_t *k = json_object();
+
+			for (int i = 1; i < GMEM_EV_KIND_MAX; i++)
+				if (kc.emitted[i] || kc.dropped[i])
+					json_object_set_new(k, model__kind_name(i),
+							    json_pack("{s:I, s:I}", "emitted",
+								      (json_int_t)kc.emitted[i],
+								      "dropped",
+								      (json_int_t)kc.dropped[i]));
+			json_object_set_new(o, "kernel_records", k);
+		}
 	}
 	return o;
 }

@@ -414,6 +414,11 @@ int source__poll(struct source *s, int timeout_ms)
 	return n < 0 ? 0 : n;
 }
 
+int source__kernel_counters(const struct source *s, struct gmem_counters *c)
+{
+	return loader__read_counters(s->loader, c);
+}
+
 const struct probe_table *source__table(const struct source *s)
 {
 	return loader__table(s->loader);

@@ -46,6 +46,9 @@ int source__poll(struct source *s, int timeout_ms);
 /* Force a scan now (after draining the ring), e.g. before a final snapshot. */
 int source__scan(struct source *s);
 const struct probe_table *source__table(const struct source *s);
+/* The probes' own per-kind counts: records emitted into the ring and records that found it
+ * full. emitted[k] is what a consumer that lost nothing has seen of kind k. */
+int source__kernel_counters(const struct source *s, struct gmem_counters *c);
 void source__stats(const struct source *s, struct source_stats *st);
 
 /* CLOCK_MONOTONIC in ns: the clock bpf_ktime_get_ns() uses. */
