@@ -62,6 +62,19 @@ struct {
 	__type(value, struct call_ctx);
 } calls SEC(".maps");
 
+/*
+ * Record kinds (1 << kind) this tier must not emit because the fentry tier, attached after
+ * us, emits them itself. Set by the loader at run time (.bss is mmapped), since whether fentry
+ * attaches is only known after this object is loaded; the ioctl hooks stay attached for
+ * conversions either way.
+ */
+__u32 tp_skip_kinds;
+
+static __always_inline bool skip_kind(__u32 kind)
+{
+	return tp_skip_kinds & (1u << kind);
+}
+
 /* uapi layouts read from the ioctl argument */
 struct gmem_uapi_create {
 	__u64 size;
@@ -265,15 +278,15 @@ int handle_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 		__u64 ino = ret >= 0 ? gmem_fd_ino((int)ret, &inode) : 0;
 		__u32 vm = gmem_vm_of_kvm(fd_private(c->fd));
 
-		e = gmem_reserve(GMEM_EV_FILE_CREATE);
-		if (!e)
-			return 0;
-		e->vm = vm;
-		e->ino = ino;
-		e->a = c->a;
-		e->b = c->b;
-		e->result = (__s32)ret;
-		gmem_submit(e);
+		e = skip_kind(GMEM_EV_FILE_CREATE) ? NULL : gmem_reserve(GMEM_EV_FILE_CREATE);
+		if (e) {
+			e->vm = vm;
+			e->ino = ino;
+			e->a = c->a;
+			e->b = c->b;
+			e->result = (__s32)ret;
+			gmem_submit(e);
+		}
 		if (ino && vm) {
 			bpf_map_update_elem(&ino_vm, &ino, &vm, BPF_ANY);
 			remember_vmm(vm);
@@ -281,9 +294,13 @@ int handle_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	}
 	case CALL_REGION2: {
-		__u32 vm = gmem_vm_of_kvm(fd_private(c->fd));
+		__u32 kind = c->b ? GMEM_EV_BIND : GMEM_EV_UNBIND;
+		__u32 vm;
 
-		e = gmem_reserve(c->b ? GMEM_EV_BIND : GMEM_EV_UNBIND);
+		if (skip_kind(kind))
+			return 0;
+		vm = gmem_vm_of_kvm(fd_private(c->fd));
+		e = gmem_reserve(kind);
 		if (!e)
 			return 0;
 		e->vm = vm;

@@ -240,10 +240,29 @@ static void attach_all(struct loader *l, struct bpf_object *obj, enum probe_tier
 	}
 }
 
-/* A tracepoint program is redundant once no event served at that tier lists it. */
+/*
+ * A tracepoint program is redundant once no event served at that tier lists it. Programs
+ * shared with events still on this tier (the ioctl pair) stay, but must stop emitting the
+ * record kinds the fentry tier now emits, or those would count twice.
+ */
 static void drop_redundant_tp(struct loader *l)
 {
+	static const struct {
+		const char *event;
+		__u32 kinds;
+	} owned[] = {
+		{ "create", 1u << GMEM_EV_FILE_CREATE },
+		{ "bind", 1u << GMEM_EV_BIND }, /* the fentry tier has no unbind hook */
+	};
+	size_t k;
 	int i;
+
+	for (k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) {
+		const struct probe_row *r = probe__row(&l->table, owned[k].event);
+
+		if (r && r->tier == TIER_FENTRY && r->state == PROBE_LIVE && l->tp->bss)
+			l->tp->bss->tp_skip_kinds |= owned[k].kinds;
+	}
 
 	for (i = 0; i < l->nlinks; i++) {
 		if (l->link_tier[i] != TIER_TRACEPOINT || !l->links[i])
