@@ -146,6 +146,9 @@ int handle_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 		vcpu = fd_private(fd);
 		c->call = CALL_KVM_RUN;
 		c->fd = fd;
+		/* a vCPU thread runs the same vCPU: parse stats_id once, not per entry */
+		if (vcpu != c->vcpu || !c->vm)
+			c->vm = gmem_vm_of_kvm(BPF_CORE_READ(vcpu, kvm));
 		c->vcpu = vcpu;
 		if (c->pending_conv) {
 			c->pending_conv = 0;
@@ -155,7 +158,6 @@ int handle_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 				gmem_submit(e);
 			}
 		}
-		c->vm = gmem_vm_of_kvm(BPF_CORE_READ(vcpu, kvm));
 		return 0;
 	}
 	case GMEM_KVM_CREATE_GUEST_MEMFD: {
