@@ -569,6 +569,22 @@ int loader__scan(struct loader *l, struct gmem_scan_rec **recs, size_t *n)
 	return e;
 }
 
+void loader__use_procfs_scan(struct loader *l, const char *why)
+{
+	static const char *const events[] = { "discover", "release" };
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct probe_row *r = probe__row(&l->table, events[i]);
+
+		if (!r || r->tier == TIER_FENTRY)
+			continue;
+		r->tier = TIER_TRACEPOINT;
+		r->state = PROBE_LIVE;
+		snprintf(r->reason, sizeof(r->reason), "scanning /proc: %s", why);
+	}
+}
+
 int loader__note_vmm(struct loader *l, __u32 tgid, __u32 vm)
 {
 	if (!l->tp)

@@ -36,6 +36,8 @@ int loader__events_fd(const struct loader *l);
 int loader__read_counters(const struct loader *l, struct gmem_counters *sum);
 /* Run the discovery iterators; *recs is malloc'd (one per file, deduplicated). */
 int loader__scan(struct loader *l, struct gmem_scan_rec **recs, size_t *n);
+/* Scans go through /proc: discover/release stay live, and the table says how and why. */
+void loader__use_procfs_scan(struct loader *l, const char *why);
 /* Tell the probes that tgid is the VMM of vm (for VMs discovered by a scan). */
 int loader__note_vmm(struct loader *l, __u32 tgid, __u32 vm);
 

@@ -19,6 +19,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "procscan.h"
 #include "source.h"
 
 #define NS_PER_MS 1000000ull
@@ -259,7 +260,16 @@ int source__scan(struct source *s)
 	int err;
 
 	ring_buffer__consume(s->rb);
-	err = loader__scan(s->loader, &recs, &n);
+	err = s->st.scan_procfs ? -EOPNOTSUPP : loader__scan(s->loader, &recs, &n);
+	if (err == -EOPNOTSUPP) {
+		/* iterators refused by this kernel (or --scan procfs): the slower /proc walk */
+		if (!s->st.scan_procfs || s->st.scans == 0)
+			loader__use_procfs_scan(s->loader, s->opts.procfs_scan ?
+								 "asked for (--scan procfs)" :
+								 "BPF iterators unavailable");
+		s->st.scan_procfs = true;
+		err = procscan__run(&recs, &n);
+	}
 	if (err) {
 		s->st.scan_errors++;
 		return err;
@@ -338,7 +348,10 @@ int source__open(struct source **out, const struct source_opts *opts, source_cb 
 	}
 	/* with fentry on kvm_gmem_release, releases are seen directly; scans only discover */
 	rel = probe__row((struct probe_table *)loader__table(s->loader), "release");
-	s->releases_from_scan = rel && rel->tier == TIER_TRACEPOINT && rel->state == PROBE_LIVE;
+	s->st.scan_procfs = s->opts.procfs_scan;
+	/* fentry on kvm_gmem_release sees releases itself; otherwise scans tell them, through
+	 * the iterators or, where those failed, through /proc */
+	s->releases_from_scan = !rel || rel->tier != TIER_FENTRY || rel->state != PROBE_LIVE;
 
 	sample_dmap(s);
 	source__scan(s);

@@ -24,6 +24,7 @@ struct source_opts {
 	__u64 scan_interval_ns; /* slow liveness/discovery scan; 0 = 2 s */
 	__u64 dmap_interval_ns; /* /proc/meminfo DirectMap sampling; 0 = 1 s */
 	const char *meminfo;    /* path, for tests; NULL = /proc/meminfo */
+	bool procfs_scan;       /* discover/release through /proc even if iterators work */
 };
 
 struct source_stats {
@@ -33,6 +34,7 @@ struct source_stats {
 	__u64 scans;
 	__u64 scan_ns_last; /* how long the last scan took */
 	__u64 scan_errors;
+	bool scan_procfs; /* scans go through /proc (iterators refused, or asked) */
 };
 
 int source__open(struct source **out, const struct source_opts *opts, source_cb cb, void *ctx,

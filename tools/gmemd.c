@@ -35,6 +35,7 @@ static struct env {
 	bool verbose;
 	bool no_fentry;
 	bool no_http;
+	bool procfs_scan;
 	unsigned long ring_mb;
 	double scan_interval;
 	double retire_after;
@@ -78,6 +79,7 @@ enum {
 	OPT_RETIRE,
 	OPT_MAXFILES,
 	OPT_NO_HTTP,
+	OPT_SCAN_HOW,
 };
 
 static const struct argp_option opts[] = {
@@ -95,6 +97,8 @@ static const struct argp_option opts[] = {
 	  "Keep an exited VM's series this long (default 60)", 0 },
 	{ "max-file-series", OPT_MAXFILES, "N", 0,
 	  "Cap on per-file series in /metrics (default 10000)", 0 },
+	{ "scan", OPT_SCAN_HOW, "iter|procfs", 0,
+	  "How to find live gmem files: BPF iterators (default; /proc if refused) or /proc", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's log", 0 },
 	{},
 };
@@ -148,6 +152,12 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_NO_HTTP:
 		env.no_http = true;
+		break;
+	case OPT_SCAN_HOW:
+		if (!strcmp(arg, "procfs"))
+			env.procfs_scan = true;
+		else if (strcmp(arg, "iter"))
+			argp_error(state, "--scan: '%s' is not iter or procfs", arg);
 		break;
 	case OPT_RING:
 		if (parse_ulong(arg, 1, 1024, &env.ring_mb) || (env.ring_mb & (env.ring_mb - 1)))
@@ -257,6 +267,7 @@ int main(int argc, char **argv)
 	so.loader.no_fentry = env.no_fentry;
 	so.loader.ring_bytes = env.ring_mb << 20;
 	so.scan_interval_ns = (__u64)(env.scan_interval * 1e9);
+	so.procfs_scan = env.procfs_scan;
 	server__lock(srv);
 	e = source__open(&src, &so, server__source_cb, srv, err, sizeof(err));
 	if (!e) {

@@ -178,17 +178,23 @@ def test_one_vm_every_counter_and_gauge(gmemd):
     assert m.get("gmemscope_events_dropped_total") == 0
 
 
-def test_vm_started_before_gmemd_is_discovered():
+@pytest.mark.parametrize("scan", ["iter", "procfs"])
+def test_vm_started_before_gmemd_is_discovered(scan):
     """LIVE: a VM whose files exist and are populated before gmemd starts: discovered with
-    their populated size, not counted as created; what follows is counted exactly."""
+    their populated size, not counted as created; what follows is counted exactly. Both ways
+    of finding files: BPF iterators, and the /proc walk used where iterators are refused."""
     require_live()
     load = Load("--vms", "1", "--files", "3", "--user-touch", "10", "--guest-touch", "20",
                 "--fallocate", "8", "--punch", "2", "--convert", "2", "--pause")
     paused = load.wait_phase("paused")
     pre = paused["vms"][0]
     pid = pre["pid"]
-    d = Gmemd()
+    d = Gmemd("--scan", scan)
     try:
+        if scan == "procfs":
+            rows = {r["event"]: r for r in d.call({"cmd": "probe"})["probe"]["events"]}
+            assert rows["discover"]["state"] == "live"
+            assert "scanning /proc" in rows["release"]["reason"]
         m = d.metrics()
         g = file_gauges(m, pid)
         assert g == {f["ino"]: {"gmem_file_size_bytes": f["size"],
@@ -207,9 +213,19 @@ def test_vm_started_before_gmemd_is_discovered():
         assert d.stop() == 0
 
 
-def test_several_vms_one_exits_mid_run(gmemd):
+@pytest.mark.parametrize("scan", ["iter", "procfs"])
+def test_several_vms_one_exits_mid_run(scan):
     """LIVE: three VMs at once; VM 1 exits mid-run with its files still open (the kernel
     releases them); the others keep theirs until the end. Each VM is counted on its own."""
+    require_live()
+    gmemd = Gmemd("--scan", scan)
+    try:
+        _several_vms_one_exits_mid_run(gmemd)
+    finally:
+        assert gmemd.stop() == 0
+
+
+def _several_vms_one_exits_mid_run(gmemd):
     load = Load("--vms", "3", "--files", "2", "--user-touch", "8", "--guest-touch", "12",
                 "--fallocate", "6", "--punch", "2", "--convert", "2", "--exit-early", "1",
                 "--linger", "30")
