@@ -230,7 +230,8 @@ static __always_inline void kvm_run_exit(struct call_ctx *c)
 		return;
 	run = BPF_CORE_READ(vcpu, run);
 	reason = BPF_CORE_READ(run, exit_reason);
-	if (reason == GMEM_KVM_EXIT_MEMORY_FAULT) {
+	/* memory_fault joined kvm_run with guest_memfd (6.8): older kernels skip this arm */
+	if (reason == GMEM_KVM_EXIT_MEMORY_FAULT && bpf_core_field_exists(run->memory_fault)) {
 		__u64 fl = BPF_CORE_READ(run, memory_fault.flags);
 
 		gpa = BPF_CORE_READ(run, memory_fault.gpa);

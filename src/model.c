@@ -891,6 +891,8 @@ static void model__vm_exit(struct model *m, const struct gmem_event *ev)
 static void model__dmap_ev(struct model *m, const struct gmem_event *ev)
 {
 	struct model_totals *t = &m->totals;
+	struct file_state *f;
+	struct vm_state *vm;
 
 	if (ev->kind == GMEM_EV_DMAP_SAMPLE) {
 		t->host_direct_map_bytes[MODEL_PS_4K] = ev->a;
@@ -906,6 +908,20 @@ static void model__dmap_ev(struct model *m, const struct gmem_event *ev)
 		t->dmap_removals[ev->sub] += ev->b;
 	else
 		t->dmap_restores[ev->sub] += ev->b;
+
+	/* Per VM too, without creating one: a secretmem user need not be a VMM at all. */
+	if (ev->sub == GMEM_OWNER_GMEM) {
+		f = ev->ino ? u64map__get(&m->files, ev->ino) : NULL;
+		vm = f ? f->owner : NULL;
+	} else {
+		vm = ev->vm ? u64map__get(&m->vms, ev->vm) : NULL;
+	}
+	if (!vm)
+		return;
+	if (ev->kind == GMEM_EV_DMAP_REMOVE)
+		vm->pub.dmap_removals += ev->b;
+	else
+		vm->pub.dmap_restores += ev->b;
 }
 
 int model__apply(struct model *m, const struct gmem_event *ev)
@@ -1257,6 +1273,11 @@ static json_t *json_vm(struct jctx *j, const struct model *m, const struct model
 	for (i = 0; i < GMEM_TDX_OP_MAX; i++)
 		jset(j, x, tdx_op_names[i], json_u64(vm->tdx[i]));
 	jset(j, o, "tdx_transitions", x);
+
+	x = json_object();
+	jset(j, x, "removals_pages", json_u64(vm->dmap_removals));
+	jset(j, x, "restores_pages", json_u64(vm->dmap_restores));
+	jset(j, o, "direct_map", x);
 
 	x = json_array();
 	for (i = 0; i < vm->nr_hugepages; i++) {

@@ -112,6 +112,14 @@ struct model_vm {
 	__u64 rmp[GMEM_RMP_OP_MAX]; /* gmem_rmp_transitions_total{op} */
 	__u64 tdx[GMEM_TDX_OP_MAX]; /* gmem_tdx_transitions_total{op} */
 
+	/*
+	 * Direct-map pages of this VM's folios (JSON only; the exporter's series are host-wide by
+	 * owner): gmem folios through their file, secretmem folios through the process. Counted
+	 * only for a VM the model already tracks: another process's secretmem makes no VM.
+	 */
+	__u64 dmap_removals;
+	__u64 dmap_restores;
+
 	/* gmem_hugepage_{splits,merges}_total{from_order,to_order}, sorted by (from, to) */
 	const struct model_order_count *hugepages;
 	size_t nr_hugepages;

@@ -561,6 +561,35 @@ static void test_direct_map(void **state)
 	model__free(m);
 }
 
+/* Per-VM direct-map pages: gmem folios by file owner, secretmem by a known VMM's pid only. */
+static void test_direct_map_per_vm(void **state)
+{
+	struct model *m = new_model(0, 0);
+	const struct model_vm *vm;
+
+	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .ts_ns = 1, .vm = 100, .ino = 5, .a = 1 << 20);
+	/* the free path cannot name the VM: the file does */
+	APPLY(m, .kind = GMEM_EV_DMAP_REMOVE, .ino = 5, .b = 512, .sub = GMEM_OWNER_GMEM);
+	APPLY(m, .kind = GMEM_EV_DMAP_RESTORE, .ino = 5, .b = 256, .sub = GMEM_OWNER_GMEM);
+	APPLY(m, .kind = GMEM_EV_DMAP_REMOVE, .vm = 100, .ino = 77, .b = 3,
+	      .sub = GMEM_OWNER_SECRETMEM);
+	APPLY(m, .kind = GMEM_EV_DMAP_RESTORE, .vm = 100, .ino = 77, .b = 1,
+	      .sub = GMEM_OWNER_SECRETMEM);
+	/* a process that is no VM the model knows: host-wide only, no VM made */
+	APPLY(m, .kind = GMEM_EV_DMAP_REMOVE, .vm = 4242, .ino = 78, .b = 8,
+	      .sub = GMEM_OWNER_SECRETMEM);
+	/* an untracked gmem file: host-wide only */
+	APPLY(m, .kind = GMEM_EV_DMAP_REMOVE, .ino = 6, .b = 16, .sub = GMEM_OWNER_GMEM);
+	vm = vm_of(m, 100);
+	assert_int_equal(vm->dmap_removals, 512 + 3);
+	assert_int_equal(vm->dmap_restores, 256 + 1);
+	assert_int_equal(model__nr_vms(m), 1);
+	assert_null(model__vm(m, 4242));
+	assert_int_equal(model__totals(m)->dmap_removals[GMEM_OWNER_SECRETMEM], 3 + 8);
+	assert_int_equal(model__totals(m)->dmap_removals[GMEM_OWNER_GMEM], 512 + 16);
+	model__free(m);
+}
+
 static void test_lost_and_unknown_kinds(void **state)
 {
 	struct model *m = new_model(0, 0);
@@ -906,6 +935,7 @@ int main(void)
 		cmocka_unit_test(test_constructed_rmp_tdx),
 		cmocka_unit_test(test_constructed_split_merge),
 		cmocka_unit_test(test_direct_map),
+		cmocka_unit_test(test_direct_map_per_vm),
 		cmocka_unit_test(test_lost_and_unknown_kinds),
 		cmocka_unit_test(test_retirement),
 		cmocka_unit_test(test_gone_vm_revived_by_create),
