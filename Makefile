@@ -39,9 +39,18 @@ BPF_CFLAGS := -g -O2 --target=bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unu
 BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/*.h) vmlinux/vmlinux.h
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
-POLICY_SRCS := $(wildcard bpf/policies/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS))
-POLICY_OBJS := $(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.bpf.o,$(POLICY_SRCS))
+
+# Policies: one source, two objects. NAME.bpf.o holds the SEC("syscall") form gmemd and the
+# what-if replay run with BPF_PROG_RUN; NAME.struct_ops.bpf.o (-DGMEM_POLICY_STRUCT_OPS) the
+# struct_ops map for a kernel that registers gmem_policy_ops. libbpf fails a whole object whose
+# struct_ops type the kernel lacks, hence two objects. tests/policies/ are deliberately bad
+# policies for the tests (syscall form only).
+POLICY_SRCS := $(wildcard bpf/policies/*.bpf.c)
+POLICY_HDRS := $(wildcard bpf/policies/*.bpf.h) include/gmem_policy.h
+POLICY_OBJS := $(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.bpf.o,$(POLICY_SRCS)) \
+	$(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.struct_ops.bpf.o,$(POLICY_SRCS)) \
+	$(patsubst tests/policies/%.bpf.c,$(O)/tests/policies/%.bpf.o,$(wildcard tests/policies/*.bpf.c))
 SKELS := $(patsubst bpf/%.bpf.c,$(O)/skel/%.skel.h,$(BPF_SRCS))
 
 LIB_SRCS := $(wildcard src/*.c)
@@ -62,6 +71,21 @@ $(O)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(O)/bpf/policies/%.struct_ops.bpf.o: bpf/policies/%.bpf.c $(BPF_HDRS) $(POLICY_HDRS)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -Ibpf/policies -DGMEM_POLICY_STRUCT_OPS -c $< -o $@
+
+$(O)/bpf/policies/%.bpf.o: bpf/policies/%.bpf.c $(BPF_HDRS) $(POLICY_HDRS)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -Ibpf/policies -c $< -o $@
+
+$(O)/tests/policies/%.bpf.o: tests/policies/%.bpf.c $(BPF_HDRS) $(POLICY_HDRS)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -Ibpf/policies -c $< -o $@
 
 $(O)/skel/%.skel.h: $(O)/bpf/%.bpf.o
 	$(call msg,SKEL,$@)
@@ -104,11 +128,33 @@ bench: all
 	$(Q)GMEM_BUILD=$(abspath $(O)) WORKLOAD=host bench/run
 	$(Q)GMEM_BUILD=$(abspath $(O)) WORKLOAD=guest bench/run
 
+# ---- fuzzing ---------------------------------------------------------------------------------
+# libFuzzer targets: tests/fuzz/fuzz_*.c, each built by clang with ASan and UBSan together with
+# the library sources it exercises (not from libgmemscope.a, which the system compiler builds
+# without instrumentation). FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION lets the fuzzer past the
+# recording checksums. make check runs them for a bounded time (tests/fuzz/test_fuzz.py);
+# `make fuzz` only builds them. Needs Debian's libclang-rt-19-dev.
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -D_GNU_SOURCE -Iinclude -Isrc \
+	$(shell pkg-config --cflags jansson zlib 2>/dev/null)
+FUZZ_LIB_SRCS := src/recording.c src/model.c src/histo.c src/export.c src/strbuf.c
+FUZZERS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
+
+$(O)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard src/*.h) $(wildcard include/*.h)
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) -ljansson -lz -lpthread -o $@
+
+.PHONY: fuzz
+fuzz: $(FUZZERS)
+check: $(FUZZERS)
+# ---- end of fuzzing --------------------------------------------------------------------------
+
 # ---- dependencies ----------------------------------------------------------------------------
 # Debian packages, installed only when missing.
 DEB_PKGS := clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make \
 	libmicrohttpd-dev libjansson-dev libncurses-dev libcmocka-dev \
-	python3 python3-pytest tmux bpftrace prometheus
+	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf
 .PHONY: deps
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \

@@ -358,8 +358,13 @@ static int check_extra(const struct prom_extra *extra)
 
 	if (!extra)
 		return 0;
-	if ((extra->nr_probes && !extra->probes) || (extra->nr_stats && !extra->stats))
+	if ((extra->nr_probes && !extra->probes) || (extra->nr_stats && !extra->stats) ||
+	    (extra->nr_policy_rows && !extra->policy_rows))
 		return -EINVAL;
+	for (i = 0; i < extra->nr_policy_rows; i++)
+		if (!extra->policy_rows[i].policy || !extra->policy_rows[i].callback ||
+		    !extra->policy_rows[i].decision)
+			return -EINVAL;
 	for (i = 0; i < extra->nr_probes; i++)
 		if (!extra->probes[i].event || !extra->probes[i].tier || !extra->probes[i].state)
 			return -EINVAL;
@@ -399,6 +404,28 @@ static void render__double(struct render *r, double d)
 	if (prec == 17)
 		snprintf(buf, sizeof(buf), "%.17g", d);
 	strbuf__puts(r->out, buf);
+}
+
+static void render__policy(struct render *r, const struct prom_extra *extra)
+{
+	const struct prom_policy_row *p;
+	size_t i;
+
+	if (!extra || !extra->policy_family)
+		return;
+	render__family(r, "gmem_policy_decisions_total", FAM_COUNTER,
+		       "Decisions the huge-page policy made on the events seen, by policy, "
+		       "callback and answer.");
+	for (i = 0; i < extra->nr_policy_rows; i++) {
+		p = &extra->policy_rows[i];
+		strbuf__puts(r->out, "gmem_policy_decisions_total{policy=\"");
+		prom__escape_label(r->out, p->policy);
+		strbuf__puts(r->out, "\",callback=\"");
+		prom__escape_label(r->out, p->callback);
+		strbuf__puts(r->out, "\",decision=\"");
+		prom__escape_label(r->out, p->decision);
+		strbuf__printf(r->out, "\"} %llu\n", (unsigned long long)p->count);
+	}
 }
 
 static void render__self(struct render *r, const struct prom_extra *extra)
@@ -534,6 +561,7 @@ int prom__render(const struct model *m, const struct prom_extra *extra, struct s
 		prom__fmt_seconds(r.le[k], sizeof(r.le[k]), 1ull << (HISTO_PROM_FIRST + k));
 
 	render__model(&r);
+	render__policy(&r, extra);
 	render__self(&r, extra);
 	if (openmetrics)
 		strbuf__puts(out, "# EOF\n");

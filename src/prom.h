@@ -8,6 +8,11 @@
  * not miss its first increments. Values are exact: counts as integers, seconds as exact
  * decimals of their nanoseconds.
  *
+ * With a policy host (prom_extra.policy_family), one more family:
+ *   gmem_policy_decisions_total{policy,callback,decision} (counter) - the decisions the active
+ *   huge-page policy made on the events seen: policy by name, callback split | merge |
+ *   alloc_order, decision the answer after clamping (an order as a size, or now/delay/never).
+ *
  * One family of the exporter's own, not in the table:
  *   gmemscope_file_series_capped (gauge) - how many files the opts.max_file_series cap left
  *   out of gmem_file_size_bytes and gmem_populated_bytes in this render (each family lost that
@@ -52,12 +57,28 @@ struct prom_stat {
 	double d;
 };
 
+/* One series of gmem_policy_decisions_total{policy,callback,decision}. */
+struct prom_policy_row {
+	const char *policy;   /* the policy's name, e.g. "buddy" */
+	const char *callback; /* "split", "merge", "alloc_order" */
+	const char *decision; /* e.g. "4k", "1m", "2m", "now", "delay", "never" */
+	__u64 count;
+};
+
 /* What the exporter shows that the model does not own. May be NULL. */
 struct prom_extra {
 	const struct prom_probe_row *probes;
 	size_t nr_probes;
 	const struct prom_stat *stats;
 	size_t nr_stats;
+	/*
+	 * gmemd's policy host: the family gmem_policy_decisions_total is rendered (HELP and TYPE
+	 * even with no rows) only when policy_family is set, so exporters without a policy host
+	 * render exactly what they did before.
+	 */
+	bool policy_family;
+	const struct prom_policy_row *policy_rows;
+	size_t nr_policy_rows;
 };
 
 /*

@@ -53,6 +53,7 @@ struct server {
 	__u64 scrapes, http_bad;
 	server_extra_fn extra_fn;
 	void *extra_ctx;
+	struct server_ext ext;
 };
 
 /* ---- subscribers ------------------------------------------------------------------------- */
@@ -83,6 +84,8 @@ void server__apply(struct server *s, const struct gmem_event *e)
 	int i;
 
 	model__apply(s->model, e);
+	if (s->ext.apply)
+		s->ext.apply(s->ext.ctx, e);
 	for (i = 0; i < s->nclients; i++) {
 		struct client *c = &s->clients[i];
 
@@ -139,6 +142,8 @@ static void fill_extra(struct server *s, struct prom_extra *x, struct extra_buf 
 		n += s->extra_fn(s->extra_ctx, b->stats + n, MAX_EXTRA - n);
 	x->stats = b->stats;
 	x->nr_stats = n;
+	if (s->ext.metrics)
+		s->ext.metrics(s->ext.ctx, x);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status,
@@ -400,7 +405,14 @@ static void handle_request(struct server *s, struct client *c, const char *line)
 					GMEM_ABI_VERSION));
 		c->subscribed = true;
 	} else {
-		reply_json(c, json_pack("{s:b, s:s}", "ok", 0, "error", "unknown command"));
+		json_t *r = NULL;
+
+		if (s->ext.command) {
+			if (s->src)
+				source__drain(s->src);
+			r = s->ext.command(s->ext.ctx, cmd, req);
+		}
+		reply_json(c, r ? r : json_pack("{s:b, s:s}", "ok", 0, "error", "unknown command"));
 	}
 	json_decref(req);
 }
@@ -613,6 +625,14 @@ void server__set_probe(struct server *s, const struct probe_table *t)
 void server__set_source(struct server *s, struct source *src)
 {
 	s->src = src;
+}
+
+void server__set_ext(struct server *s, const struct server_ext *x)
+{
+	if (x)
+		s->ext = *x;
+	else
+		memset(&s->ext, 0, sizeof(s->ext));
 }
 
 void server__set_extra(struct server *s, server_extra_fn fn, void *ctx)

@@ -16,6 +16,8 @@
 #include <poll.h>
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "gmem_events.h"
 #include "model.h"
 #include "probe.h"
@@ -30,6 +32,22 @@ struct server_opts {
 	const char *socket; /* control socket path, NULL = none */
 	struct model_opts model;
 };
+
+/*
+ * An extension (gmemd's policy host): sees every record server__apply() applies, answers the
+ * control commands the server itself does not know, and adds its families to /metrics. Every
+ * hook runs with the server lock held. Before a command reaches the extension, a live source
+ * is drained, so the answer reflects every record the kernel emitted before the request.
+ */
+struct server_ext {
+	void (*apply)(void *ctx, const struct gmem_event *e);
+	/* The reply for cmd ({"ok": ...}), or NULL when cmd is not the extension's. */
+	json_t *(*command)(void *ctx, const char *cmd, json_t *req);
+	/* Fills the policy_* members of x for one render. */
+	void (*metrics)(void *ctx, struct prom_extra *x);
+	void *ctx;
+};
+void server__set_ext(struct server *s, const struct server_ext *x);
 
 /* Appends extra unlabelled samples for /metrics (the caller's own health); lock held. */
 typedef size_t (*server_extra_fn)(void *ctx, struct prom_stat *stats, size_t max);

@@ -386,6 +386,14 @@ static int ms_until(__u64 now, __u64 when)
 	return when <= now ? 0 : (int)((when - now + NS_PER_MS - 1) / NS_PER_MS);
 }
 
+int source__drain(struct source *s)
+{
+	int n = ring_buffer__consume(s->rb);
+
+	check_drops(s);
+	return n;
+}
+
 int source__poll(struct source *s, int timeout_ms)
 {
 	__u64 now = source__now_ns();
@@ -407,6 +415,13 @@ int source__poll(struct source *s, int timeout_ms)
 
 	n = ring_buffer__poll(s->rb, wait);
 	if (n < 0 && n != -EINTR)
+		return n;
+	/*
+	 * The probes wake us only every Nth record, so a quiet host can leave records in the
+	 * ring with no wakeup to come: always take what is there, not only after a wakeup.
+	 */
+	n = ring_buffer__consume(s->rb);
+	if (n < 0)
 		return n;
 	check_drops(s);
 

@@ -45,6 +45,9 @@ int source__fd(const struct source *s);
 /* Consume what is waiting and run due timers; waits at most timeout_ms. Returns records seen
  * or -errno (-EINTR is not an error). */
 int source__poll(struct source *s, int timeout_ms);
+/* Consume every record waiting in the ring now, whether or not a wakeup was sent (the probes
+ * batch wakeups); returns records seen or -errno. */
+int source__drain(struct source *s);
 /* Force a scan now (after draining the ring), e.g. before a final snapshot. */
 int source__scan(struct source *s);
 const struct probe_table *source__table(const struct source *s);

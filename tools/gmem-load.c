@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gmem_advice.h"
 #include "gmem_events.h"
 
 /*
@@ -173,6 +174,7 @@ struct opts {
 	bool pause;
 	bool linger_set;
 	bool churn;
+	const char *advise; /* gmemd's control socket, with --advise */
 };
 
 enum {
@@ -196,6 +198,7 @@ enum {
 	OPT_RATE,
 	OPT_START_DELAY,
 	OPT_SEED,
+	OPT_ADVISE,
 };
 
 const char *argp_program_version = "gmem-load 1";
@@ -263,6 +266,9 @@ static const struct argp_option options[] = {
 	{ "rate", OPT_RATE, "OPS", 0, "churn iterations per second per VM (0 = flat out)", 0 },
 	{ "start-delay", OPT_START_DELAY, "MS", 0, "each VM waits this long before KVM_CREATE_VM",
 	  0 },
+	{ "advise", OPT_ADVISE, "SOCKET", 0,
+	  "before each punch hole, ask the policy of the gmemd at this control socket what it "
+	  "would decide (the gmem_advice client library); counted under \"advice\"", 0 },
 	{ "seed", OPT_SEED, "N", 0,
 	  "0 (default): sequential punch/churn offsets; else pseudo-random ones from this seed",
 	  0 },
@@ -470,6 +476,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--exit-early wants a VM index, not '%s'", arg);
 		o->exit_early = v;
 		break;
+	case OPT_ADVISE: o->advise = arg; break;
 	case OPT_NO_VCPU: o->no_vcpu = true; break;
 	case OPT_PAUSE: o->pause = true; break;
 	case OPT_CHURN: o->churn = true; break;
@@ -514,6 +521,10 @@ struct counts {
 	__u64 secret_restored;
 	__u64 iterations;
 	__u64 churn_ns;
+	__u64 advice_asked;     /* --advise: punch holes asked about */
+	__u64 advice_answered;  /* ... that gmemd answered */
+	__u64 advice_decisions; /* decisions in those answers */
+	__u64 advice_errors;    /* refusals and socket errors */
 	__u32 files_created;
 	__u32 files_released;
 	__u32 memslot_binds;
@@ -603,6 +614,7 @@ struct vm {
 	int vcpu_fd;
 	int rep_fd;
 	int ctl_fd;
+	struct gmem_advice *adv;
 };
 
 static void vm_err(const struct vm *vm, const char *fmt, ...)
@@ -1047,10 +1059,33 @@ static int vm__fallocate(struct vm *vm, struct gfile *f, __u64 first, __u64 n)
 	return 0;
 }
 
+/* --advise: what gmemd's policy would decide for this punch, asked before doing it. */
+static void vm__advise(struct vm *vm, struct gfile *f, __u64 first, __u64 n)
+{
+	struct gmem_advice_answer ans;
+	int r;
+
+	vm->c.advice_asked++;
+	r = gmem_advice__punch(vm->adv, f->ino, first * PAGE_SZ, n * PAGE_SZ, &ans);
+	if (r) {
+		if (!vm->c.advice_errors)
+			vm_err(vm, "advice for a punch of ino %llu: %s",
+			       (unsigned long long)f->ino,
+			       r == -EREMOTEIO ? gmem_advice__error(vm->adv) : strerror(-r));
+		vm->c.advice_errors++;
+		return;
+	}
+	vm->c.advice_answered++;
+	vm->c.advice_decisions += ans.n;
+}
+
 static int vm__punch(struct vm *vm, struct gfile *f, __u64 first, __u64 n)
 {
 	__u64 a;
 	long r;
+
+	if (vm->adv)
+		vm__advise(vm, f, first, n);
 
 	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, first * PAGE_SZ,
 		      n * PAGE_SZ)) {
@@ -1656,6 +1691,14 @@ static void vm__child(unsigned int idx, const struct opts *o, const struct layou
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 
 	vm.rng = rng_seed(rng_seed(o->seed) + idx);
+	if (o->advise) {
+		r = gmem_advice__open(&vm.adv, o->advise);
+		if (r) {
+			vm_err(&vm, "--advise: cannot talk to gmemd at %s: %s", o->advise,
+			       strerror(-r));
+			_exit(EXIT_FAIL);
+		}
+	}
 	vm.files = calloc(o->files, sizeof(*vm.files));
 	if (!vm.files) {
 		vm_err(&vm, "out of memory");
@@ -1664,6 +1707,7 @@ static void vm__child(unsigned int idx, const struct opts *o, const struct layou
 	for (i = 0; i < o->files; i++)
 		vm.files[i].fd = -1;
 	r = vm__main(&vm);
+	gmem_advice__close(vm.adv);
 	if (r) {
 		/* Close what exists so the kernel frees it now rather than at our exit. */
 		vm__close(&vm);
@@ -1719,6 +1763,9 @@ static json_t *json_errno(int e)
 }
 
 /* Adds the counters to obj. Returns obj, or NULL (obj released) when out of memory. */
+/* --advise given: the counts carry an "advice" object. */
+static bool advise_json;
+
 static json_t *counts__json(const struct counts *c, json_t *obj)
 {
 	json_t *secret;
@@ -1755,7 +1802,12 @@ static json_t *counts__json(const struct counts *c, json_t *obj)
 			"other", (json_int_t)c->exits_other)) ||
 	    json_object_set(obj, "secretmem", secret) ||
 	    json_object_set_new(obj, "iterations", json_integer(c->iterations)) ||
-	    json_object_set_new(obj, "churn_seconds", json_real(c->churn_ns / 1e9))) {
+	    json_object_set_new(obj, "churn_seconds", json_real(c->churn_ns / 1e9)) ||
+	    (advise_json && json_object_set_new(obj, "advice", json_pack("{sIsIsIsI}",
+			"asked", (json_int_t)c->advice_asked,
+			"answered", (json_int_t)c->advice_answered,
+			"decisions", (json_int_t)c->advice_decisions,
+			"errors", (json_int_t)c->advice_errors)))) {
 		json_decref(secret);
 		json_decref(obj);
 		return NULL;
@@ -1784,6 +1836,10 @@ static void counts__add(struct counts *t, const struct counts *c)
 	t->secret_removed += c->secret_removed;
 	t->secret_restored += c->secret_restored;
 	t->iterations += c->iterations;
+	t->advice_asked += c->advice_asked;
+	t->advice_answered += c->advice_answered;
+	t->advice_decisions += c->advice_decisions;
+	t->advice_errors += c->advice_errors;
 	if (c->churn_ns > t->churn_ns)
 		t->churn_ns = c->churn_ns;
 	t->files_created += c->files_created;
@@ -2195,6 +2251,7 @@ int main(int argc, char **argv)
 		return EXIT_UNSUPPORTED;
 	}
 	argp_parse(&argp, argc, argv, 0, NULL, &o);
+	advise_json = o.advise;
 
 	/*
 	 * Our signals stay blocked except inside ppoll, so a SIGUSR1 sent before the wait is

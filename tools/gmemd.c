@@ -21,6 +21,7 @@
 
 #include "ctl.h"
 #include "model.h"
+#include "policy_host.h"
 #include "prom.h"
 #include "source.h"
 #include "server.h"
@@ -40,6 +41,8 @@ static struct env {
 	double scan_interval;
 	double retire_after;
 	unsigned long max_file_series;
+	const char *policy;
+	unsigned long policy_max_order;
 } env = {
 	.listen = "127.0.0.1:9477",
 	.socket = CTL_DEFAULT_SOCKET,
@@ -68,6 +71,7 @@ static const char doc[] =
 	"  gmemd --probe               # what this kernel lets us see, and why not\n"
 	"  gmemd --probe -j            # the same as JSON\n"
 	"  curl -s localhost:9477/metrics | grep ^gmem_pages_allocated_total\n"
+	"  gmemd --policy buddy        # advise on huge-page splits with bpf/policies/buddy\n"
 	"\v"
 	"The vm label is the VMM's pid (kvm->stats_id), gmem is the file's inode.\n"
 	"Metric names: see DESIGN.md or the HELP lines of /metrics.";
@@ -80,6 +84,8 @@ enum {
 	OPT_MAXFILES,
 	OPT_NO_HTTP,
 	OPT_SCAN_HOW,
+	OPT_POLICY,
+	OPT_POLICY_ORDER,
 };
 
 static const struct argp_option opts[] = {
@@ -99,6 +105,11 @@ static const struct argp_option opts[] = {
 	  "Cap on per-file series in /metrics (default 10000)", 0 },
 	{ "scan", OPT_SCAN_HOW, "iter|procfs", 0,
 	  "How to find live gmem files: BPF iterators (default; /proc if refused) or /proc", 0 },
+	{ "policy", OPT_POLICY, "NAME|FILE.bpf.o", 0,
+	  "Run this huge-page policy on what gmemd sees and answer \"decide\" (live advice); "
+	  "swap it at run time with the control command policy_set", 0 },
+	{ "policy-max-order", OPT_POLICY_ORDER, "N", 0,
+	  "Largest folio the policy's model has: 9 = 2M (default) to 18 = 1G", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's log", 0 },
 	{},
 };
@@ -173,6 +184,14 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		if (parse_double(arg, 0, 86400, &env.retire_after))
 			argp_error(state, "--retire-after: '%s' is not seconds in [0, 86400]", arg);
 		break;
+	case OPT_POLICY:
+		env.policy = arg;
+		break;
+	case OPT_POLICY_ORDER:
+		if (parse_ulong(arg, 1, GMEM_POLICY_MAX_ORDER, &env.policy_max_order))
+			argp_error(state, "--policy-max-order: '%s' is not an order from 1 to %d",
+				   arg, GMEM_POLICY_MAX_ORDER);
+		break;
 	case OPT_MAXFILES:
 		if (parse_ulong(arg, 0, 10000000, &env.max_file_series))
 			argp_error(state, "--max-file-series: '%s' is not a count", arg);
@@ -202,6 +221,47 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 					 "How long the last liveness scan took.", PROM_STAT_GAUGE,
 					 true, 0, st.scan_ns_last / 1e9 };
 	return n;
+}
+
+/* The policy host rides on the server: every record, the commands it knows, its family. */
+static void ph_apply(void *ctx, const struct gmem_event *e)
+{
+	policy_host__apply(ctx, e);
+}
+
+static json_t *ph_command(void *ctx, const char *cmd, json_t *req)
+{
+	return policy_host__command(ctx, cmd, req);
+}
+
+static void ph_metrics(void *ctx, struct prom_extra *x)
+{
+	policy_host__metrics(ctx, x);
+}
+
+static int open_policy_host(struct policy_host **ph, char *err, size_t errlen)
+{
+	struct policy_host_opts po = {
+		.policy = { .verbose = env.verbose },
+		.model = { .max_order = env.policy_max_order },
+	};
+	const char *why;
+	int e;
+
+	e = policy_host__new(ph, &po);
+	if (e) {
+		snprintf(err, errlen, "out of memory");
+		return e;
+	}
+	if (!env.policy)
+		return 0;
+	e = policy_host__set(*ph, env.policy, err, errlen);
+	if (e)
+		return e;
+	policy__struct_ops(policy_host__active(*ph), &why);
+	fprintf(stderr, "gmemd: policy %s (%s); struct_ops: %s\n",
+		policy__name(policy_host__active(*ph)), policy__path(policy_host__active(*ph)), why);
+	return 0;
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
@@ -239,6 +299,7 @@ int main(int argc, char **argv)
 	struct source_opts so = {};
 	struct server *srv = NULL;
 	struct source *src = NULL;
+	struct policy_host *ph = NULL;
 	char err[512] = "";
 	int e, sig_fd = -1, ret = 1;
 	sigset_t mask;
@@ -263,6 +324,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gmemd: %s\n", err);
 		goto cleanup;
 	}
+	e = open_policy_host(&ph, err, sizeof(err));
+	if (e) {
+		fprintf(stderr, "gmemd: %s\n", err);
+		goto cleanup;
+	}
+	server__set_ext(srv, &(struct server_ext){ ph_apply, ph_command, ph_metrics, ph });
 	so.loader.verbose = env.verbose;
 	so.loader.no_fentry = env.no_fentry;
 	so.loader.ring_bytes = env.ring_mb << 20;
@@ -317,6 +384,7 @@ int main(int argc, char **argv)
 		server__lock(srv);
 		e = source__poll(src, 0);
 		model__tick(server__model(srv), source__now_ns());
+		policy_host__tick(ph, source__now_ns());
 		server__handle(srv, pfd + n, nsrv);
 		server__unlock(srv);
 		if (e < 0) {
@@ -329,6 +397,7 @@ cleanup:
 	/* the server first: its HTTP thread may be rendering from the source's table */
 	server__close(srv);
 	source__close(src);
+	policy_host__free(ph);
 	if (sig_fd >= 0)
 		close(sig_fd);
 	return ret;

@@ -292,6 +292,27 @@ def test_vm_retired_after_linger():
         assert d.stop() == 0
 
 
+def test_records_reach_the_model_without_a_scan():
+    """LIVE: the probes wake gmemd only every Nth record; a handful of records on a quiet host
+    must still reach /metrics within a second or two, with no scan to drain the ring (scans
+    every 60 s, the VM kept alive so no exit or close triggers one)."""
+    require_live()
+    d = Gmemd("--scan-interval", "60")
+    try:
+        load = Load("--vms", "1", "--files", "1", "--user-touch", "3", "--no-vcpu",
+                    "--linger", "20")
+        v = load.wait_phase("done")["vms"][0]
+        m = wait_until(lambda: (lambda m: m if m.get("gmem_pages_allocated_total", vm=v["pid"],
+                                                     source="user_fault") == 3 else None)(
+            d.metrics()), timeout=3, what="3 user faults on /metrics without a scan")
+        assert m.get("gmem_files_created_total", vm=v["pid"]) == 1
+        assert m.get("gmem_memslot_binds_total", vm=v["pid"]) == 1
+        load.resume()
+        load.finish()
+    finally:
+        assert d.stop() == 0
+
+
 # ---- nothing lost silently ---------------------------------------------------------------
 
 
