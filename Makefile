@@ -124,9 +124,13 @@ check: all
 	$(Q)GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) $(TESTS)
 
 .PHONY: bench
+# Each prints figures or ratios against a baseline measured in the same run; none is a test.
+BENCHES ?= run-host run-guest gmemtrace policy
 bench: all
-	$(Q)GMEM_BUILD=$(abspath $(O)) WORKLOAD=host bench/run
-	$(Q)GMEM_BUILD=$(abspath $(O)) WORKLOAD=guest bench/run
+	$(Q)for b in $(BENCHES); do case $$b in \
+		run-host) GMEM_BUILD=$(abspath $(O)) WORKLOAD=host bench/run ;; \
+		run-guest) GMEM_BUILD=$(abspath $(O)) WORKLOAD=guest bench/run ;; \
+		*) GMEM_BUILD=$(abspath $(O)) bench/$$b ;; esac || exit 1; done
 
 # ---- fuzzing ---------------------------------------------------------------------------------
 # libFuzzer targets: tests/fuzz/fuzz_*.c, each built by clang with ASan and UBSan together with

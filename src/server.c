@@ -35,7 +35,7 @@ struct client {
 	char *in;
 	size_t in_len;
 	char *out;
-	size_t out_len, out_off;
+	size_t out_len, out_off, out_cap;
 	__u64 dropped;
 };
 
@@ -67,14 +67,25 @@ static void client_queue(struct client *c, const void *data, size_t len)
 		c->dropped++;
 		return;
 	}
-	if (c->out_off && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	nb = realloc(c->out, c->out_len + len);
-	if (!nb) {
-		c->dropped++;
-		return;
+	/* reclaim what was written before growing: the buffer is a queue, not a log */
+	if (c->out_off && (c->out_off == c->out_len || c->out_len + len > c->out_cap)) {
+		memmove(c->out, c->out + c->out_off, pending);
+		c->out_len = pending;
+		c->out_off = 0;
 	}
-	c->out = nb;
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+
+		while (cap < c->out_len + len)
+			cap *= 2;
+		nb = realloc(c->out, cap);
+		if (!nb) {
+			c->dropped++;
+			return;
+		}
+		c->out = nb;
+		c->out_cap = cap;
+	}
 	memcpy(c->out + c->out_len, data, len);
 	c->out_len += len;
 }
