@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Unit tests for gmemtop's screen model: snapshots are made by a real model (model__to_json,
+ * the JSON gmemd sends), so these pin what the dashboard shows for known events, exactly:
+ * rates between frames, totals after a reset, sorting, filtering, keys and their reactions,
+ * the text of the table, the drill-down, and batch output.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "model.h"
+#include "top.h"
+
+#define S 1000000000ull
+#define EV(...) (&(struct gmem_event){ __VA_ARGS__ })
+#define APPLY(m, ...) assert_int_equal(model__apply(m, EV(__VA_ARGS__)), 0)
+
+/* Names as /proc would give them, for three pids. */
+static void fake_names(void *ctx, __u32 pid, char *buf, size_t len)
+{
+	int *calls = ctx;
+
+	if (calls)
+		(*calls)++;
+	snprintf(buf, len, "%s",
+		 pid == 100 ? "qemu-a" : pid == 200 ? "web" : pid == 300 ? "db" : "");
+}
+
+/* The control socket's snapshot shape around the model's JSON. */
+static json_t *snapshot(struct model *m, __u64 ts_ns)
+{
+	json_t *snap = json_pack(
+		"{s:I, s:o, s:{s:b, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}, s:{s:s, s:i}}",
+		"ts_ns", (json_int_t)ts_ns, "model", model__to_json(m), "probe", "fentry_permitted",
+		0, "events", "event", "create", "state", "live", "event", "page_alloc", "state",
+		"live", "event", "fault", "state", "unavailable", "daemon", "name", "gmemd", "pid",
+		42);
+
+	assert_non_null(snap);
+	return snap;
+}
+
+static void update(struct top *t, struct model *m, __u64 ts_ns)
+{
+	json_t *snap = snapshot(m, ts_ns);
+
+	assert_int_equal(top__update(t, snap), 0);
+	json_decref(snap);
+}
+
+static void create(struct model *m, __u32 vm, __u64 ino, __u64 size)
+{
+	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .ts_ns = 1, .vm = vm, .ino = ino, .a = size,
+	      .result = 3);
+}
+
+static void alloc(struct model *m, __u32 vm, __u64 ino, __u64 pages, __u32 src)
+{
+	APPLY(m, .kind = GMEM_EV_PAGE_ALLOC, .ts_ns = 2, .vm = vm, .ino = ino, .b = pages,
+	      .sub = src);
+}
+
+static struct top *new_top(int *calls)
+{
+	struct top_opts o = { .interval_s = 1, .name_fn = fake_names, .name_ctx = calls,
+			      .source = "socket /x.sock" };
+	struct top *t = top__new(&o);
+
+	assert_non_null(t);
+	top__resize(t, 24, 80);
+	return t;
+}
+
+/* Three VMs: 100 (qemu-a, 2 files), 200 (web, 1 file), 300 (db, 1 file, most populated). */
+static struct model *three_vms(void)
+{
+	struct model *m = model__new(NULL);
+
+	assert_non_null(m);
+	create(m, 100, 11, 2 << 20);
+	create(m, 100, 12, 4 << 20);
+	create(m, 200, 21, 2 << 20);
+	create(m, 300, 31, 1ull << 30);
+	alloc(m, 100, 11, 3, GMEM_SRC_USER_FAULT);
+	alloc(m, 100, 12, 2, GMEM_SRC_GUEST_FAULT);
+	alloc(m, 200, 21, 1, GMEM_SRC_FALLOCATE);
+	alloc(m, 300, 31, 1000, GMEM_SRC_POPULATE);
+	return m;
+}
+
+static void test_fmt(void **state)
+{
+	char b[32];
+
+	top__fmt_bytes(b, sizeof(b), 0);
+	assert_string_equal(b, "0");
+	top__fmt_bytes(b, sizeof(b), 512);
+	assert_string_equal(b, "512B");
+	top__fmt_bytes(b, sizeof(b), 12 * 4096);
+	assert_string_equal(b, "48K");
+	top__fmt_bytes(b, sizeof(b), 4 << 20);
+	assert_string_equal(b, "4M");
+	top__fmt_bytes(b, sizeof(b), 1000 * 4096);
+	assert_string_equal(b, "4000K");
+	top__fmt_bytes(b, sizeof(b), 1536ull << 20);
+	assert_string_equal(b, "1536M");
+	top__fmt_bytes(b, sizeof(b), 99999ull << 10);
+	assert_string_equal(b, "99999K");
+	/* no unit divides it within five digits: rounded, and marked by the decimal */
+	top__fmt_bytes(b, sizeof(b), 123456789);
+	assert_string_equal(b, "118M");
+	top__fmt_bytes(b, sizeof(b), (3ull << 30) / 2 + 1);
+	assert_string_equal(b, "1.5G");
+
+	top__fmt_count(b, sizeof(b), 1234567, 7);
+	assert_string_equal(b, "1234567");
+	top__fmt_count(b, sizeof(b), 12345678, 7);
+	assert_string_equal(b, "12.3M");
+
+	top__fmt_rate(b, sizeof(b), -1);
+	assert_string_equal(b, "-");
+	top__fmt_rate(b, sizeof(b), 0);
+	assert_string_equal(b, "0");
+	top__fmt_rate(b, sizeof(b), 2);
+	assert_string_equal(b, "2");
+	top__fmt_rate(b, sizeof(b), 0.5);
+	assert_string_equal(b, "0.5");
+	top__fmt_rate(b, sizeof(b), 1234);
+	assert_string_equal(b, "1234");
+	top__fmt_rate(b, sizeof(b), 12345);
+	assert_string_equal(b, "12.3k");
+	top__fmt_rate(b, sizeof(b), 2.5e6);
+	assert_string_equal(b, "2.5M");
+
+	top__fmt_ns(b, sizeof(b), 850);
+	assert_string_equal(b, "850ns");
+	top__fmt_ns(b, sizeof(b), 1200);
+	assert_string_equal(b, "1.2us");
+	top__fmt_ns(b, sizeof(b), 35000000);
+	assert_string_equal(b, "35.0ms");
+	top__fmt_ns(b, sizeof(b), 2 * S);
+	assert_string_equal(b, "2.00s");
+}
+
+#define CMD(s) s, sizeof(s) /* keeps the final NUL, as /proc/PID/cmdline has it */
+
+static void test_cmdline_name(void **state)
+{
+	char out[64];
+
+	assert_true(top__cmdline_name(CMD("qemu-system-x86_64\0-name\0guest=vm1,debug-threads=on\0"
+					  "-m\0001G"), out, sizeof(out)));
+	assert_string_equal(out, "vm1");
+	assert_true(top__cmdline_name(CMD("qemu\0-name\0web,process=qemu:web\0-smp\0002"), out,
+				      sizeof(out)));
+	assert_string_equal(out, "web");
+	assert_true(top__cmdline_name(CMD("qemu\0-name\0debug-threads=on,guest=a,,b"), out,
+				      sizeof(out)));
+	assert_string_equal(out, "a,b");
+	assert_true(top__cmdline_name(CMD("qemu\0--name=db"), out, sizeof(out)));
+	assert_string_equal(out, "db");
+	assert_true(top__cmdline_name(CMD("lkvm\0run\0--name\0guest-7"), out, sizeof(out)));
+	assert_string_equal(out, "guest-7");
+	assert_true(top__cmdline_name(CMD("firecracker\0--api-sock\0/s\0--id\0fc1"), out,
+				      sizeof(out)));
+	assert_string_equal(out, "fc1");
+	/* names nothing: the caller falls back to comm */
+	assert_false(top__cmdline_name(CMD("gmem-load\0--vms\0002"), out, sizeof(out)));
+	assert_false(top__cmdline_name(CMD("qemu\0-name"), out, sizeof(out)));
+	assert_false(top__cmdline_name(CMD("qemu\0-name\0debug-threads=on"), out, sizeof(out)));
+	assert_false(top__cmdline_name(CMD("qemu\0-namex\0a"), out, sizeof(out)));
+	/* a read cut in the middle of an argument */
+	assert_false(top__cmdline_name("qemu\0-name\0vm", 13, out, sizeof(out)));
+	assert_false(top__cmdline_name("", 0, out, sizeof(out)));
+}
+
+static void test_first_frame_then_rates(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+	const struct top_vm *v;
+	const struct top_host *h;
+
+	update(t, m, 10 * S);
+	assert_int_equal(top__nr_vms(t), 3);
+	v = top__vm(t, 100);
+	assert_non_null(v);
+	assert_string_equal(v->name, "qemu-a");
+	assert_int_equal(v->files, 2);
+	assert_int_equal(v->size_bytes, 6 << 20);
+	assert_int_equal(v->populated_bytes, 5 * 4096);
+	assert_int_equal(v->raw[TOP_C_ALLOC_USER], 3);
+	assert_int_equal(v->raw[TOP_C_ALLOC_GUEST], 2);
+	assert_int_equal(v->raw[TOP_C_FILES_CREATED], 2);
+	assert_false(v->rated);
+	h = top__host(t);
+	assert_false(h->rated);
+	assert_int_equal(h->probes_live, 2);
+	assert_int_equal(h->probes_unavailable, 1);
+	assert_string_equal(h->server, "gmemd");
+
+	/* two seconds later: 30 more user-fault pages, 4 freed, 2 punches, a new VM */
+	alloc(m, 100, 11, 30, GMEM_SRC_USER_FAULT);
+	APPLY(m, .kind = GMEM_EV_PAGE_FREE, .ts_ns = 3, .ino = 11, .b = 4);
+	APPLY(m, .kind = GMEM_EV_PUNCH_HOLE, .ts_ns = 3, .vm = 100, .ino = 11, .b = 8192);
+	APPLY(m, .kind = GMEM_EV_PUNCH_HOLE, .ts_ns = 3, .vm = 100, .ino = 11, .b = 8192);
+	APPLY(m, .kind = GMEM_EV_CONV_ATTR, .ts_ns = 4, .vm = 100, .sub = GMEM_TO_PRIVATE,
+	      .result = -22);
+	create(m, 400, 41, 2 << 20);
+	update(t, m, 12 * S);
+	v = top__vm(t, 100);
+	assert_true(v->rated);
+	assert_true(v->rate[TOP_C_ALLOC_USER] == 15.0);
+	assert_true(v->rate[TOP_C_ALLOC_GUEST] == 0.0);
+	assert_true(v->rate[TOP_C_FREED] == 2.0);
+	assert_true(v->rate[TOP_C_PUNCH] == 1.0);
+	assert_true(v->rate[TOP_C_CONV] == 0.5);
+	assert_int_equal(v->raw[TOP_C_CONV_PRIVATE_ERR], 1);
+	assert_int_equal(v->populated_bytes, (5 + 30 - 4) * 4096);
+	assert_string_equal(v->name, "qemu-a");
+	/* a VM new in this frame has no rate yet */
+	v = top__vm(t, 400);
+	assert_non_null(v);
+	assert_false(v->rated);
+	h = top__host(t);
+	assert_true(h->rated);
+	assert_true(h->interval_s == 2.0);
+	/* 5 records (alloc, free, 2 punches, attr) and the create, over 2 s */
+	assert_true(h->events_rate == 3.0);
+	top__free(t);
+	model__free(m);
+}
+
+static void test_names_resolved_once(void **state)
+{
+	struct model *m = three_vms();
+	int calls = 0;
+	struct top *t = new_top(&calls);
+
+	update(t, m, 1 * S);
+	update(t, m, 2 * S);
+	update(t, m, 3 * S);
+	assert_int_equal(calls, 3);
+	assert_string_equal(top__vm(t, 200)->name, "web");
+	top__free(t);
+	model__free(m);
+}
+
+static void test_reset_rebases_totals_and_latency(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+	const struct top_vm *v;
+	struct strbuf sb = STRBUF_INIT;
+	int i;
+
+	/* 100 conversions of 1 us (slot 9..10) */
+	for (i = 0; i < 100; i++)
+		APPLY(m, .kind = GMEM_EV_CONV_ATTR, .ts_ns = 5, .vm = 100,
+		      .sub = GMEM_TO_PRIVATE, .c = 1000);
+	update(t, m, 1 * S);
+	v = top__vm(t, 100);
+	assert_int_equal(v->conv_count, 100);
+	assert_int_equal(v->conv_p50_ns, 1000);
+	assert_int_equal(v->conv_p99_ns, 1000);
+
+	assert_int_equal(top__key(t, 'r'), TOP_R_REDRAW);
+	v = top__vm(t, 100);
+	assert_int_equal(v->conv_count, 0);
+	assert_int_equal(v->raw[TOP_C_ALLOC_USER] - v->base[TOP_C_ALLOC_USER], 0);
+
+	/* after the reset: 10 slow conversions (1 ms) and 7 user-fault pages */
+	for (i = 0; i < 10; i++)
+		APPLY(m, .kind = GMEM_EV_CONV_ATTR, .ts_ns = 6, .vm = 100,
+		      .sub = GMEM_TO_SHARED, .c = 1000000);
+	alloc(m, 100, 11, 7, GMEM_SRC_USER_FAULT);
+	update(t, m, 2 * S);
+	v = top__vm(t, 100);
+	assert_int_equal(v->conv_count, 10);
+	/* only the slow ones count now: slot 19 is [524288, 1048576) */
+	assert_true(v->conv_p50_ns >= 524288 && v->conv_p50_ns < 1048576);
+	assert_int_equal(v->raw[TOP_C_ALLOC_USER] - v->base[TOP_C_ALLOC_USER], 7);
+	assert_true(v->rate[TOP_C_ALLOC_USER] == 7.0);
+	/* batch totals are since the reset too */
+	assert_int_equal(top__print_csv(t, "T", &sb, false), 0);
+	assert_non_null(strstr(strbuf__str(&sb), "T,100,qemu-a,0,2,6291456,49152,7,0,"));
+	strbuf__release(&sb);
+	top__free(t);
+	model__free(m);
+}
+
+static __u32 row_pid(struct top *t, size_t i)
+{
+	const struct top_vm *v = top__row(t, i);
+
+	assert_non_null(v);
+	return v->pid;
+}
+
+static void test_sort_and_filter(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+
+	update(t, m, 1 * S);
+	assert_int_equal(top__sort_col(t), TOP_COL_PID);
+	assert_int_equal(row_pid(t, 0), 100);
+	assert_int_equal(row_pid(t, 2), 300);
+
+	assert_int_equal(top__key(t, 'M'), TOP_R_REDRAW); /* populated, descending */
+	assert_int_equal(top__sort_col(t), TOP_COL_POPULATED);
+	assert_true(top__sort_desc(t));
+	assert_int_equal(row_pid(t, 0), 300);
+	assert_int_equal(row_pid(t, 1), 100);
+	assert_int_equal(row_pid(t, 2), 200);
+	top__key(t, 'i');
+	assert_int_equal(row_pid(t, 0), 200);
+
+	top__key(t, 'N');
+	assert_int_equal(row_pid(t, 0), 300); /* db, qemu-a, web */
+	assert_int_equal(row_pid(t, 1), 100);
+	top__key(t, '>'); /* FILES, descending: 100 has two */
+	assert_int_equal(top__sort_col(t), TOP_COL_FILES);
+	assert_int_equal(row_pid(t, 0), 100);
+	top__key(t, '<');
+	top__key(t, '<');
+	assert_int_equal(top__sort_col(t), TOP_COL_PID);
+	top__key(t, '<'); /* wraps to the last column */
+	assert_int_equal(top__sort_col(t), TOP_COL_SPLIT);
+
+	/* filter by name, typed into the prompt */
+	assert_int_equal(top__key(t, 'f'), TOP_R_REDRAW);
+	top__key(t, 'W');
+	top__key(t, 'e');
+	assert_int_equal(top__nr_rows(t), 3); /* not applied until Enter */
+	top__key(t, TOP_KEY_ENTER);
+	assert_string_equal(top__filter(t), "We");
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(row_pid(t, 0), 200);
+	/* by pids */
+	top__set_filter(t, "300, 100");
+	assert_int_equal(top__nr_rows(t), 2);
+	top__set_filter(t, "30");
+	assert_int_equal(top__nr_rows(t), 0);
+	assert_int_equal(top__selected(t), -1);
+	assert_int_equal(top__key(t, TOP_KEY_ENTER), TOP_R_NONE);
+	/* Esc on the list clears it */
+	top__key(t, TOP_KEY_ESC);
+	assert_string_equal(top__filter(t), "");
+	assert_int_equal(top__nr_rows(t), 3);
+	/* a prompt cancelled with Esc changes nothing */
+	top__key(t, 'f');
+	top__key(t, 'x');
+	top__key(t, TOP_KEY_ESC);
+	assert_int_equal(top__nr_rows(t), 3);
+	top__free(t);
+	model__free(m);
+}
+
+static void test_selection_follows_vm(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+
+	update(t, m, 1 * S);
+	assert_int_equal(top__selected(t), 0);
+	top__key(t, TOP_KEY_DOWN);
+	top__key(t, TOP_KEY_DOWN);
+	top__key(t, TOP_KEY_DOWN); /* stops at the last */
+	assert_int_equal(top__selected(t), 2);
+	assert_int_equal(row_pid(t, top__selected(t)), 300);
+	top__key(t, 'M'); /* 300 moves to the top: the selection goes with it */
+	assert_int_equal(top__selected(t), 0);
+	assert_int_equal(row_pid(t, 0), 300);
+	top__key(t, TOP_KEY_END);
+	assert_int_equal(top__selected(t), 2);
+	top__key(t, TOP_KEY_HOME);
+	assert_int_equal(top__selected(t), 0);
+	top__free(t);
+	model__free(m);
+}
+
+static void test_keys_and_reactions(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+	struct top_line l;
+	int cursor;
+
+	update(t, m, 1 * S);
+	assert_int_equal(top__key(t, 'q'), TOP_R_QUIT);
+	assert_int_equal(top__key(t, TOP_KEY_F10), TOP_R_QUIT);
+
+	assert_int_equal(top__key(t, 'p'), TOP_R_REDRAW);
+	assert_true(top__paused(t));
+	assert_int_equal(top__key(t, ' '), TOP_R_REDRAW | TOP_R_REFRESH);
+	assert_false(top__paused(t));
+
+	assert_int_equal(top__key(t, '+'), TOP_R_REDRAW | TOP_R_INTERVAL);
+	assert_true(top__interval(t) == 2);
+	top__key(t, '-');
+	top__key(t, '-');
+	assert_true(top__interval(t) == 0.5);
+	top__key(t, '-');
+	assert_int_equal(top__key(t, '-'), TOP_R_NONE); /* 0.2 is the floor */
+	assert_true(top__interval(t) == 0.2);
+
+	assert_int_equal(top__key(t, 'd'), TOP_R_REDRAW);
+	top__footer(t, &l, &cursor);
+	assert_string_equal(l.text, "Refresh interval in seconds: ");
+	assert_int_equal(cursor, 29);
+	top__key(t, '2');
+	top__key(t, '.');
+	top__key(t, '5');
+	assert_int_equal(top__key(t, TOP_KEY_ENTER), TOP_R_REDRAW | TOP_R_INTERVAL);
+	assert_true(top__interval(t) == 2.5);
+	top__key(t, 'd');
+	top__key(t, 'x');
+	assert_int_equal(top__key(t, TOP_KEY_ENTER), TOP_R_REDRAW);
+	assert_true(top__interval(t) == 2.5);
+	top__footer(t, &l, &cursor);
+	assert_non_null(strstr(l.text, "not an interval: \"x\""));
+	assert_int_equal(cursor, -1);
+
+	/* help over the list; any key returns */
+	assert_int_equal(top__key(t, 'h'), TOP_R_REDRAW);
+	assert_int_equal(top__view(t), TOP_VIEW_HELP);
+	assert_int_equal(top__key(t, 'q'), TOP_R_REDRAW);
+	assert_int_equal(top__view(t), TOP_VIEW_MAIN);
+
+	/* totals mode changes the headers */
+	top__key(t, 't');
+	top__table_header(t, &l, NULL, NULL);
+	assert_non_null(strstr(l.text, " UFLT "));
+	top__key(t, 't');
+	top__table_header(t, &l, NULL, NULL);
+	assert_non_null(strstr(l.text, " UFLT/s "));
+
+	assert_int_equal(top__key(t, 12), TOP_R_REDRAW | TOP_R_CLEAR);
+	assert_int_equal(top__key(t, 'Z'), TOP_R_NONE);
+	top__free(t);
+	model__free(m);
+}
+
+static void test_table_text(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+	struct top_line l, hdr[TOP_HEADER_ROWS];
+	int hs, hl;
+
+	update(t, m, 1 * S);
+	alloc(m, 100, 11, 20, GMEM_SRC_USER_FAULT);
+	update(t, m, 3 * S);
+	top__table_header(t, &l, &hs, &hl);
+	assert_string_equal(l.text, "    PID NAME            FILES    GMEM   POPUL  UFLT/s  GFLT/s"
+				    "  FALC/s  POPL/s");
+	assert_int_equal(hs, 0); /* sorted by PID */
+	assert_int_equal(hl, 7);
+	top__table_row(t, 0, &l);
+	assert_string_equal(l.text, "    100 qemu-a              2      6M    100K      10       0"
+				    "       0       0");
+	top__table_row(t, 2, &l);
+	assert_string_equal(l.text, "    300 db                  1      1G   4000K       0       0"
+				    "       0       0");
+	/* scroll the columns: PID and NAME stay */
+	assert_int_equal(top__key(t, TOP_KEY_RIGHT), TOP_R_REDRAW);
+	top__table_header(t, &l, NULL, NULL);
+	assert_string_equal(l.text, "    PID NAME               GMEM   POPUL  UFLT/s  GFLT/s"
+				    "  FALC/s  POPL/s  OTHR/s");
+	for (hs = 0; hs < 40; hs++)
+		top__key(t, TOP_KEY_RIGHT);
+	top__table_header(t, &l, NULL, NULL);
+	/* as far as it goes: the last column just shows */
+	assert_string_equal(l.text, "    PID NAME             CONV/s CONVp50 CONVp99  DMAP/s"
+				    "   RMP/s   TDX/s SPLIT/s");
+	/* totals */
+	top__key(t, 't');
+	for (hs = 0; hs < 40; hs++)
+		top__key(t, TOP_KEY_LEFT);
+	top__table_row(t, 0, &l);
+	assert_string_equal(l.text, "    100 qemu-a              2      6M    100K      23       2"
+				    "       0       0");
+	/* a wide screen shows every column */
+	top__resize(t, 30, 200);
+	top__table_header(t, &l, NULL, NULL);
+	assert_non_null(strstr(l.text, "SPLIT"));
+	top__header(t, hdr);
+	assert_string_equal(hdr[0].text, "gmemtop  refresh 1s  gmemd pid 42 via socket /x.sock");
+	assert_string_equal(hdr[3].text, "VMs 3  files 4  gmem 1032M  populated 4104K  [totals, "
+					 "sort PID+]");
+	/* and a tiny one still gives a line */
+	top__resize(t, 3, 10);
+	top__table_row(t, 0, &l);
+	assert_string_equal(l.text, "    100 qe");
+	top__free(t);
+	model__free(m);
+}
+
+static void test_drill_down_and_events(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+	const struct top_line *lines;
+	size_t n, i;
+	bool file_row = false, histo = false, ev_alloc = false, ev_free = false;
+	int k;
+
+	for (k = 0; k < 8; k++)
+		APPLY(m, .kind = GMEM_EV_CONV_ATTR, .ts_ns = 5, .vm = 100,
+		      .sub = GMEM_TO_PRIVATE, .c = 3000);
+	update(t, m, 1 * S);
+	assert_false(top__wants_events(t));
+	assert_int_equal(top__key(t, TOP_KEY_ENTER), TOP_R_REDRAW | TOP_R_STREAM);
+	assert_int_equal(top__view(t), TOP_VIEW_VM);
+	assert_true(top__wants_events(t));
+
+	/* this VM's, by vm or (free paths) by its file's inode; not another VM's */
+	top__event(t, EV(.kind = GMEM_EV_PAGE_ALLOC, .vm = 100, .ino = 11, .a = 7, .b = 1,
+			 .sub = GMEM_SRC_USER_FAULT, .ts_ns = 5 * S));
+	top__event(t, EV(.kind = GMEM_EV_PAGE_FREE, .ino = 12, .a = 9, .b = 1, .ts_ns = 6 * S));
+	top__event(t, EV(.kind = GMEM_EV_PAGE_ALLOC, .vm = 200, .ino = 21, .b = 1));
+	top__event(t, EV(.kind = GMEM_EV_PAGE_FREE, .ino = 21, .b = 1));
+
+	n = top__page(t, &lines);
+	assert_true(n > 20);
+	assert_string_equal(lines[0].text, "VM 100  qemu-a   files 2  gmem 6M  populated 20K");
+	for (i = 0; i < n; i++) {
+		if (!strcmp(lines[i].text, "11                 2M        12K        3        3"
+					   "        0      0 created"))
+			file_row = true;
+		if (strstr(lines[i].text, "kernel part, to private  n=8  p50 3.0us  p99 3.0us"))
+			histo = true;
+		if (!strcmp(lines[i].text, "  5.000000 page_alloc    ino 11 index 7 pages 1 "
+					   "user_fault"))
+			ev_alloc = true;
+		if (!strcmp(lines[i].text, "  6.000000 page_free     ino 12 index 9 pages 1"))
+			ev_free = true;
+		assert_null(strstr(lines[i].text, "ino 21"));
+	}
+	assert_true(file_row);
+	assert_true(histo);
+	assert_true(ev_alloc);
+	assert_true(ev_free);
+
+	/* scrolling the page is clamped; at the bottom it follows new events */
+	top__key(t, TOP_KEY_END);
+	assert_int_equal(top__page_scroll(t), n - (24 - TOP_HEADER_ROWS - 1));
+	top__event(t, EV(.kind = GMEM_EV_PUNCH_HOLE, .vm = 100, .ino = 11, .b = 4096,
+			 .ts_ns = 7 * S));
+	assert_int_equal(top__page(t, &lines), n + 1);
+	assert_int_equal(top__page_scroll(t), n + 1 - (24 - TOP_HEADER_ROWS - 1));
+	assert_string_equal(lines[n].text, "  7.000000 punch_hole    ino 11 offset 0x0 len 4K");
+	top__key(t, TOP_KEY_UP);
+	top__event(t, EV(.kind = GMEM_EV_PUNCH_HOLE, .vm = 100, .ino = 11, .b = 4096));
+	assert_int_equal(top__page(t, &lines), n + 2);
+	assert_int_equal(top__page_scroll(t), n - (24 - TOP_HEADER_ROWS - 1)); /* stays put */
+	top__key(t, TOP_KEY_HOME);
+	assert_int_equal(top__page_scroll(t), 0);
+
+	assert_int_equal(top__key(t, TOP_KEY_ESC), TOP_R_REDRAW | TOP_R_STREAM);
+	assert_int_equal(top__view(t), TOP_VIEW_MAIN);
+	assert_false(top__wants_events(t));
+	top__free(t);
+	model__free(m);
+}
+
+static void test_event_text(void **state)
+{
+	char b[TOP_LINE_MAX];
+
+	top__event_text(EV(.kind = GMEM_EV_FILE_CREATE, .ino = 5, .a = 2 << 20, .b = 3,
+			   .result = 7, .ts_ns = 1500000000), 0, b, sizeof(b));
+	assert_string_equal(b, "1.500000 file_create   ino 5 size 2M flags 0x3 fd 7");
+	top__event_text(EV(.kind = GMEM_EV_CONV_ATTR, .tid = 9, .a = 0x1000, .b = 4096,
+			   .sub = GMEM_TO_SHARED, .c = 2500, .result = -22), 0, b, sizeof(b));
+	assert_string_equal(b, "0.000000 conv_attr     tid 9 gpa 0x1000 size 4K to shared 2.5us "
+			       "failed");
+	top__event_text(EV(.kind = GMEM_EV_LOST, .a = 12), 0, b, sizeof(b));
+	assert_string_equal(b, "0.000000 lost          12 records lost");
+	/* cut, never overrun */
+	top__event_text(EV(.kind = GMEM_EV_PAGE_ALLOC, .ino = 5), 0, b, 12);
+	assert_string_equal(b, "0.000000 pa");
+}
+
+static void test_batch_output(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+	struct strbuf sb = STRBUF_INIT;
+	json_t *j, *vm;
+	const char *s;
+
+	update(t, m, 1 * S);
+	assert_int_equal(top__print_csv(t, "2025-01-01T00:00:00", &sb, true), 0);
+	s = strbuf__str(&sb);
+	assert_true(!strncmp(s, "time,pid,name,gone,files,size_bytes,populated_bytes,"
+			     "alloc_user_fault,alloc_guest_fault,", 87));
+	/* first frame: totals, and empty rates */
+	assert_non_null(strstr(s, "\n2025-01-01T00:00:00,300,db,0,1,1073741824,4096000,0,0,0,"
+				  "1000,0,"));
+	assert_non_null(strstr(s, ",,,,,,,,,,,,,,,,,,,,,,,,\n"));
+	strbuf__reset(&sb);
+
+	update(t, m, 2 * S);
+	j = top__to_json(t);
+	assert_non_null(j);
+	assert_true(json_real_value(json_object_get(j, "interval_s")) == 1.0);
+	assert_int_equal(json_array_size(json_object_get(j, "vms")), 3);
+	vm = json_array_get(json_object_get(j, "vms"), 0);
+	assert_int_equal(json_integer_value(json_object_get(vm, "pid")), 100);
+	assert_string_equal(json_string_value(json_object_get(vm, "name")), "qemu-a");
+	assert_int_equal(json_integer_value(json_object_get(vm, "populated_bytes")), 5 * 4096);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(vm, "totals"),
+							    "alloc_user_fault")), 3);
+	assert_true(json_is_real(json_object_get(json_object_get(vm, "rates"),
+						 "alloc_user_fault")));
+	assert_int_equal(json_array_size(json_object_get(vm, "file_list")), 2);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(json_object_get(j, "host"), "probes"), "live")),
+			 2);
+	json_decref(j);
+
+	assert_int_equal(top__print_text(t, "NOW", &sb), 0);
+	s = strbuf__str(&sb);
+	assert_true(!strncmp(s, "NOW  gmemd  VMs 3  events 0/s  drops 0", 38));
+	assert_non_null(strstr(s, "\n    PID NAME            FILES    GMEM   POPUL  UFLT/s"));
+	assert_non_null(strstr(s, "SPLIT/s\n    100 qemu-a "));
+	strbuf__release(&sb);
+	top__free(t);
+	model__free(m);
+}
+
+static void test_bad_snapshots(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+	json_t *bad = json_pack("{s:b}", "ok", 1);
+
+	assert_int_equal(top__update(t, bad), -EINVAL);
+	assert_int_equal(top__frames(t), 0);
+	update(t, m, 1 * S);
+	assert_int_equal(top__update(t, bad), -EINVAL);
+	assert_int_equal(top__frames(t), 1);
+	assert_int_equal(top__nr_vms(t), 3); /* the last good frame stays */
+	json_decref(bad);
+	/* a server that restarted: counters go backwards, rates are 0, not huge */
+	model__free(m);
+	m = model__new(NULL);
+	create(m, 100, 11, 2 << 20);
+	update(t, m, 2 * S);
+	assert_true(top__vm(t, 100)->rate[TOP_C_ALLOC_USER] == 0.0);
+	assert_int_equal(top__nr_vms(t), 1);
+	top__free(t);
+	model__free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fmt),
+		cmocka_unit_test(test_cmdline_name),
+		cmocka_unit_test(test_first_frame_then_rates),
+		cmocka_unit_test(test_names_resolved_once),
+		cmocka_unit_test(test_reset_rebases_totals_and_latency),
+		cmocka_unit_test(test_sort_and_filter),
+		cmocka_unit_test(test_selection_follows_vm),
+		cmocka_unit_test(test_keys_and_reactions),
+		cmocka_unit_test(test_table_text),
+		cmocka_unit_test(test_drill_down_and_events),
+		cmocka_unit_test(test_event_text),
+		cmocka_unit_test(test_batch_output),
+		cmocka_unit_test(test_bad_snapshots),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
