@@ -125,7 +125,7 @@ check: all
 
 .PHONY: bench
 # Each prints figures or ratios against a baseline measured in the same run; none is a test.
-BENCHES ?= run-host run-guest gmemtrace policy
+BENCHES ?= run-host run-guest gmemtrace policy gmemtop_cpu scrape_latency
 bench: all
 	$(Q)for b in $(BENCHES); do case $$b in \
 		run-host) GMEM_BUILD=$(abspath $(O)) WORKLOAD=host bench/run ;; \
