@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -172,6 +173,74 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int stat
 	return ret;
 }
 
+/* q of one media range ("type/sub;a=b;q=0.5"), -1 when it is not the one asked about */
+static double accept_q(const char *range, size_t len, const char *type, bool *version_ok)
+{
+	char buf[256], *save = NULL, *tok;
+	double q = 1.0;
+	bool first = true, match = false;
+
+	*version_ok = true;
+	if (len >= sizeof(buf))
+		return -1;
+	memcpy(buf, range, len);
+	buf[len] = 0;
+	for (tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		if (first) {
+			char *end = tok + strlen(tok);
+
+			while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+				*--end = 0;
+			match = !strcasecmp(tok, type);
+			first = false;
+		} else if (!strncasecmp(tok, "q=", 2)) {
+			q = strtod(tok + 2, NULL);
+		} else if (!strncasecmp(tok, "version=", 8)) {
+			/* we speak OpenMetrics 1.0.0, which 0.0.1 scrapers read too */
+			*version_ok = !strncmp(tok + 8, "1.0.0", 5) || !strncmp(tok + 8, "0.0.1", 5) ||
+				      !strncmp(tok + 8, "0.0.4", 5);
+		}
+	}
+	return match ? q : -1;
+}
+
+/*
+ * Content negotiation: OpenMetrics when the client accepts it (q > 0, a version we speak) at
+ * least as much as plain text; the 0.0.4 text format otherwise, and for no Accept at all.
+ */
+bool server__wants_openmetrics(const char *accept)
+{
+	double om = -1, text = -1, any = -1;
+	const char *p = accept;
+
+	if (!accept)
+		return false;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		bool vok;
+		double q;
+
+		if ((q = accept_q(p, len, "application/openmetrics-text", &vok)) >= 0) {
+			if (vok && q > om)
+				om = q;
+		} else if ((q = accept_q(p, len, "text/plain", &vok)) >= 0) {
+			if (q > text)
+				text = q;
+		} else if ((q = accept_q(p, len, "*/*", &vok)) >= 0) {
+			if (q > any)
+				any = q;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (text < 0)
+		text = any;
+	return om > 0 && om >= text;
+}
+
 static enum MHD_Result handle_http(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version,
 				   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -204,7 +273,7 @@ static enum MHD_Result handle_http(void *cls, struct MHD_Connection *conn, const
 				  "text/plain");
 	}
 	accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
-	om = accept && strstr(accept, "application/openmetrics-text");
+	om = server__wants_openmetrics(accept);
 	pthread_mutex_lock(&s->lock);
 	s->scrapes++;
 	fill_extra(s, &x, &xb);

@@ -77,6 +77,9 @@ int server__pollfds(struct server *s, struct pollfd *pfd, int max);
 /* Handle what poll() reported for the fds server__pollfds() gave (same order). Lock held. */
 void server__handle(struct server *s, const struct pollfd *pfd, int n);
 
+/* Accept-header negotiation: true when OpenMetrics should be served (q-values honoured). */
+bool server__wants_openmetrics(const char *accept);
+
 /* The Prometheus listener parser, shared with tests: "127.0.0.1:9477", "[::1]:9477". */
 int server__listen_tcp(const char *hostport, char *err, size_t errlen);
 
