@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "ctl.h"
 #include "model.h"
 #include "policy_host.h"
@@ -37,12 +38,12 @@ static struct env {
 	bool no_fentry;
 	bool no_http;
 	bool procfs_scan;
-	unsigned long ring_mb;
+	unsigned long long ring_mb;
 	double scan_interval;
 	double retire_after;
-	unsigned long max_file_series;
+	unsigned long long max_file_series;
 	const char *policy;
-	unsigned long policy_max_order;
+	unsigned long long policy_max_order;
 } env = {
 	.listen = "127.0.0.1:9477",
 	.socket = CTL_DEFAULT_SOCKET,
@@ -114,32 +115,6 @@ static const struct argp_option opts[] = {
 	{},
 };
 
-static int parse_double(const char *arg, double lo, double hi, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end);
-	if (errno || end == arg || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_ulong(const char *arg, unsigned long lo, unsigned long hi, unsigned long *out)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (errno || end == arg || *end || arg[0] == '-' || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static error_t parse_arg(int key, char *arg, struct argp_state *state)
 {
 	switch (key) {
@@ -171,29 +146,29 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--scan: '%s' is not iter or procfs", arg);
 		break;
 	case OPT_RING:
-		if (parse_ulong(arg, 1, 1024, &env.ring_mb) || (env.ring_mb & (env.ring_mb - 1)))
+		if (cli__parse_ulong(arg, 1, 1024, &env.ring_mb) || (env.ring_mb & (env.ring_mb - 1)))
 			argp_error(state, "--ring-size: '%s' is not a power of two from 1 to 1024",
 				   arg);
 		break;
 	case OPT_SCAN:
-		if (parse_double(arg, 0.05, 3600, &env.scan_interval))
+		if (cli__parse_double(arg, 0.05, 3600, &env.scan_interval))
 			argp_error(state, "--scan-interval: '%s' is not seconds in [0.05, 3600]",
 				   arg);
 		break;
 	case OPT_RETIRE:
-		if (parse_double(arg, 0, 86400, &env.retire_after))
+		if (cli__parse_double(arg, 0, 86400, &env.retire_after))
 			argp_error(state, "--retire-after: '%s' is not seconds in [0, 86400]", arg);
 		break;
 	case OPT_POLICY:
 		env.policy = arg;
 		break;
 	case OPT_POLICY_ORDER:
-		if (parse_ulong(arg, 1, GMEM_POLICY_MAX_ORDER, &env.policy_max_order))
+		if (cli__parse_ulong(arg, 1, GMEM_POLICY_MAX_ORDER, &env.policy_max_order))
 			argp_error(state, "--policy-max-order: '%s' is not an order from 1 to %d",
 				   arg, GMEM_POLICY_MAX_ORDER);
 		break;
 	case OPT_MAXFILES:
-		if (parse_ulong(arg, 0, 10000000, &env.max_file_series))
+		if (cli__parse_ulong(arg, 0, 10000000, &env.max_file_series))
 			argp_error(state, "--max-file-series: '%s' is not a count", arg);
 		break;
 	case ARGP_KEY_ARG:
@@ -269,27 +244,8 @@ static int open_policy_host(struct policy_host **ph, char *err, size_t errlen)
 static int print_probe(void)
 {
 	struct loader_opts lo = { .verbose = env.verbose, .no_fentry = env.no_fentry };
-	struct loader *l = NULL;
-	char err[512] = "";
-	int e;
 
-	/* load and attach for real: "live" means attached, not merely present */
-	e = loader__open(&l, &lo, err, sizeof(err));
-	if (e) {
-		fprintf(stderr, "gmemd: %s\n", err);
-		return 1;
-	}
-	if (env.json) {
-		json_t *o = ctl__probe_json(loader__table(l));
-
-		json_dumpf(o, stdout, JSON_INDENT(2));
-		putchar('\n');
-		json_decref(o);
-	} else {
-		probe__print(loader__table(l), stdout);
-	}
-	loader__close(l);
-	return 0;
+	return cli__print_coverage(&lo, env.json, "gmemd");
 }
 
 int main(int argc, char **argv)

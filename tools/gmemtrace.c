@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "ctl.h"
 #include "export.h"
 #include "histo.h"
@@ -50,33 +51,6 @@ const char *argp_program_version = "gmemtrace " GMEMTRACE_VERSION;
 const char *argp_program_bug_address = "<https://github.com/gmemscope/gmemscope/issues>";
 
 /* ---- small helpers ----------------------------------------------------------------------- */
-
-static int parse_double(const char *arg, double lo, double hi, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end);
-	if (errno || end == arg || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_ulong(const char *arg, unsigned long long lo, unsigned long long hi,
-		       unsigned long long *out)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || arg[0] == '-' || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
 
 /* "64M", "1G", "4096": bytes. */
 static int parse_size(const char *arg, unsigned long long *out)
@@ -382,13 +356,13 @@ static error_t record_parse(int key, char *arg, struct argp_state *state)
 		rec_env.output = arg;
 		break;
 	case 'd':
-		if (parse_double(arg, 0.001, 1e7, &rec_env.duration))
+		if (cli__parse_double(arg, 0.001, 1e7, &rec_env.duration))
 			argp_error(state, "--duration: '%s' is not seconds > 0", arg);
 		break;
 	case OPT_VM:
 		copy = strdup(arg);
 		for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			if (parse_ulong(tok, 1, UINT32_MAX, &v) || rec_env.nvms == MAX_VMS)
+			if (cli__parse_ulong(tok, 1, UINT32_MAX, &v) || rec_env.nvms == MAX_VMS)
 				argp_error(state, "--vm: '%s' is not a pid (at most %d)", tok,
 					   MAX_VMS);
 			rec_env.vms[rec_env.nvms++] = v;
@@ -407,27 +381,27 @@ static error_t record_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--rotate-size: '%s' is not a size of 4K or more", arg);
 		break;
 	case OPT_ROTATE_TIME:
-		if (parse_double(arg, 0.1, 1e7, &rec_env.rotate_time))
+		if (cli__parse_double(arg, 0.1, 1e7, &rec_env.rotate_time))
 			argp_error(state, "--rotate-time: '%s' is not seconds >= 0.1", arg);
 		break;
 	case OPT_MAX_FILES:
-		if (parse_ulong(arg, 1, 1000000, &rec_env.max_files))
+		if (cli__parse_ulong(arg, 1, 1000000, &rec_env.max_files))
 			argp_error(state, "--max-files: '%s' is not a count >= 1", arg);
 		break;
 	case OPT_CHUNK:
-		if (parse_ulong(arg, 1, RECORDING_MAX_CHUNK_RECORDS, &rec_env.chunk_records))
+		if (cli__parse_ulong(arg, 1, RECORDING_MAX_CHUNK_RECORDS, &rec_env.chunk_records))
 			argp_error(state, "--chunk-records: '%s' is not in [1, %u]", arg,
 				   RECORDING_MAX_CHUNK_RECORDS);
 		break;
 	case OPT_LEVEL:
-		if (parse_ulong(arg, 1, 9, &rec_env.level))
+		if (cli__parse_ulong(arg, 1, 9, &rec_env.level))
 			argp_error(state, "--level: '%s' is not in [1, 9]", arg);
 		break;
 	case OPT_NO_SYNC:
 		rec_env.no_sync = true;
 		break;
 	case OPT_RING:
-		if (parse_ulong(arg, 1, 1024, &rec_env.ring_mb) ||
+		if (cli__parse_ulong(arg, 1, 1024, &rec_env.ring_mb) ||
 		    (rec_env.ring_mb & (rec_env.ring_mb - 1)))
 			argp_error(state, "--ring-size: '%s' is not a power of two from 1 to 1024",
 				   arg);
@@ -436,7 +410,7 @@ static error_t record_parse(int key, char *arg, struct argp_state *state)
 		rec_env.no_fentry = true;
 		break;
 	case OPT_SCAN:
-		if (parse_double(arg, 0.05, 3600, &rec_env.scan_interval))
+		if (cli__parse_double(arg, 0.05, 3600, &rec_env.scan_interval))
 			argp_error(state, "--scan-interval: '%s' is not seconds in [0.05, 3600]",
 				   arg);
 		break;
@@ -1255,7 +1229,7 @@ static error_t report_parse(int key, char *arg, struct argp_state *state)
 		rep_env.json = true;
 		break;
 	case OPT_VM:
-		if (parse_ulong(arg, 1, UINT32_MAX, &v))
+		if (cli__parse_ulong(arg, 1, UINT32_MAX, &v))
 			argp_error(state, "--vm: '%s' is not a pid", arg);
 		rep_env.vm = v;
 		break;
@@ -1688,7 +1662,7 @@ static error_t replay_parse(int key, char *arg, struct argp_state *state)
 {
 	switch (key) {
 	case OPT_SPEED:
-		if (parse_double(arg, 1e-6, 1e9, &rp_env.speed))
+		if (cli__parse_double(arg, 1e-6, 1e9, &rp_env.speed))
 			argp_error(state, "--speed: '%s' is not a factor > 0", arg);
 		break;
 	case OPT_MAX:
@@ -1707,11 +1681,11 @@ static error_t replay_parse(int key, char *arg, struct argp_state *state)
 		rp_env.exit_at_end = true;
 		break;
 	case OPT_RETIRE:
-		if (parse_double(arg, 0, 1e9, &rp_env.retire_after))
+		if (cli__parse_double(arg, 0, 1e9, &rp_env.retire_after))
 			argp_error(state, "--retire-after: '%s' is not seconds >= 0", arg);
 		break;
 	case OPT_MAXFILESERIES:
-		if (parse_ulong(arg, 0, 10000000, &rp_env.max_file_series))
+		if (cli__parse_ulong(arg, 0, 10000000, &rp_env.max_file_series))
 			argp_error(state, "--max-file-series: '%s' is not a count", arg);
 		break;
 	case 'q':
@@ -1945,7 +1919,7 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 		ex_env.out = arg;
 		break;
 	case OPT_COUNTER:
-		if (parse_double(arg, 0, 1e12, &ex_env.counter_interval_us))
+		if (cli__parse_double(arg, 0, 1e12, &ex_env.counter_interval_us))
 			argp_error(state, "--counter-interval: '%s' is not microseconds", arg);
 		break;
 	case ARGP_KEY_ARG:
@@ -2088,7 +2062,7 @@ static error_t cat_parse(int key, char *arg, struct argp_state *state)
 		cat_env.kinds[cat_env.nkinds++] = arg;
 		break;
 	case OPT_VM:
-		if (parse_ulong(arg, 1, UINT32_MAX, &v))
+		if (cli__parse_ulong(arg, 1, UINT32_MAX, &v))
 			argp_error(state, "--vm: '%s' is not a pid", arg);
 		cat_env.vm = v;
 		break;
@@ -2350,29 +2324,13 @@ static int do_features(int argc, char **argv)
 	static const struct argp argp = { features_opts, features_parse, NULL, features_doc, NULL,
 					  NULL, NULL };
 	struct loader_opts lo = {};
-	struct loader *l = NULL;
-	char err[512] = "";
 
 	ft_env = (struct features_env){};
 	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
 		return 64;
 	lo.verbose = ft_env.verbose;
 	lo.no_fentry = ft_env.no_fentry;
-	if (loader__open(&l, &lo, err, sizeof(err))) {
-		fprintf(stderr, "gmemtrace: %s\n", err);
-		return 1;
-	}
-	if (ft_env.json) {
-		json_t *o = ctl__probe_json(loader__table(l));
-
-		json_dumpf(o, stdout, JSON_INDENT(2));
-		putchar('\n');
-		json_decref(o);
-	} else {
-		probe__print(loader__table(l), stdout);
-	}
-	loader__close(l);
-	return 0;
+	return cli__print_coverage(&lo, ft_env.json, "gmemtrace");
 }
 
 /* ---- synth (hidden) ---------------------------------------------------------------------- */
@@ -2426,21 +2384,21 @@ static error_t synth_parse(int key, char *arg, struct argp_state *state)
 		sy_env.list = true;
 		break;
 	case OPT_VCPUS:
-		if (parse_ulong(arg, 1, 64, &v))
+		if (cli__parse_ulong(arg, 1, 64, &v))
 			argp_error(state, "--vcpus: '%s' is not in [1, 64]", arg);
 		sy_env.p.vcpus = v;
 		break;
 	case OPT_EVENTS:
-		if (parse_ulong(arg, 1, 1ull << 40, &v))
+		if (cli__parse_ulong(arg, 1, 1ull << 40, &v))
 			argp_error(state, "--events: '%s' is not a count", arg);
 		sy_env.p.events = v;
 		break;
 	case OPT_LEVEL:
-		if (parse_ulong(arg, 1, 9, &sy_env.level))
+		if (cli__parse_ulong(arg, 1, 9, &sy_env.level))
 			argp_error(state, "--level: '%s' is not in [1, 9]", arg);
 		break;
 	case OPT_CHUNK:
-		if (parse_ulong(arg, 1, RECORDING_MAX_CHUNK_RECORDS, &sy_env.chunk_records))
+		if (cli__parse_ulong(arg, 1, RECORDING_MAX_CHUNK_RECORDS, &sy_env.chunk_records))
 			argp_error(state, "--chunk-records: '%s' is out of range", arg);
 		break;
 	case OPT_SCAN:
@@ -2606,17 +2564,17 @@ static error_t whatif_parse(int key, char *arg, struct argp_state *state)
 		whatif_env.no_direct_map = true;
 		break;
 	case OPT_WI_MAX_ORDER:
-		if (parse_ulong(arg, 1, GMEM_POLICY_MAX_ORDER, &whatif_env.max_order))
+		if (cli__parse_ulong(arg, 1, GMEM_POLICY_MAX_ORDER, &whatif_env.max_order))
 			argp_error(state, "--max-order: 1 to %d", GMEM_POLICY_MAX_ORDER);
 		break;
 	case OPT_WI_WINDOW:
 	case OPT_WI_SAMPLE:
-		if (parse_ulong(arg, 1, 86400000, key == OPT_WI_WINDOW ? &whatif_env.window_ms :
+		if (cli__parse_ulong(arg, 1, 86400000, key == OPT_WI_WINDOW ? &whatif_env.window_ms :
 									  &whatif_env.sample_ms))
 			argp_error(state, "'%s' is not milliseconds", arg);
 		break;
 	case OPT_WI_VM:
-		if (parse_ulong(arg, 1, UINT32_MAX, &whatif_env.vm))
+		if (cli__parse_ulong(arg, 1, UINT32_MAX, &whatif_env.vm))
 			argp_error(state, "--vm: '%s' is not a pid", arg);
 		break;
 	case ARGP_KEY_ARG:
