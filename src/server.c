@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,6 +29,14 @@
 
 #define MAX_CLIENTS 64
 #define CLIENT_OUT_MAX (8u << 20)
+/*
+ * At the connection limit libmicrohttpd stops accepting until an idle connection times out,
+ * so a pile of idle connections would hold scrapes off for the whole timeout: make the pile
+ * large (the fd limit is raised to fit) and the wait short. Scrapers that keep connections
+ * alive between scrapes just reconnect.
+ */
+#define HTTP_MAX_CONNECTIONS 1024
+#define HTTP_IDLE_TIMEOUT_S 3
 #define MAX_EXTRA 16
 
 struct client {
@@ -654,12 +663,20 @@ fail:
 
 int server__start(struct server *s, char *err, size_t errlen)
 {
+	struct rlimit rl;
+
 	if (s->http_fd < 0)
 		return 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < HTTP_MAX_CONNECTIONS + 256) {
+		rl.rlim_cur = rl.rlim_max < HTTP_MAX_CONNECTIONS + 256 ? rl.rlim_max :
+									   HTTP_MAX_CONNECTIONS + 256;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY, 0,
 				  NULL, NULL, handle_http, s, MHD_OPTION_LISTEN_SOCKET, s->http_fd,
-				  MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT,
-				  10u, MHD_OPTION_END);
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CONNECTIONS,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_IDLE_TIMEOUT_S,
+				  MHD_OPTION_END);
 	if (!s->mhd) {
 		snprintf(err, errlen, "cannot start the HTTP server on %s", s->opts.listen);
 		return -EIO;

@@ -691,8 +691,8 @@ def test_many_concurrent_clients_while_churning(gmemd):
     """LIVE: 64 threads scrape as fast as they can beside 150 idle connections while two VMs
     churn guest_memfd pages: every scrape is answered 200 and counted exactly, and every
     churned page, punch and free is in the counters afterwards, nothing dropped. Then 400 idle
-    connections pile up past the connection limit and the listen backlog: once they go, gmemd
-    answers again within its 10 s idle-connection timeout, its counters still exact."""
+    idle connections are held: scrapes are still answered at once (the connection limit is
+    1024); once they go, gmemd answers as before, its counters still exact."""
     p = gmemd.port
     scrapes0 = gmemd.metrics().get("gmemscope_scrapes_total")
     done = threading.Event()
@@ -735,19 +735,16 @@ def test_many_concurrent_clients_while_churning(gmemd):
     check_exact(gmemd, final, timeout=20)
     assert gmemd.metrics().get("gmemscope_events_dropped_total") == 0
 
-    # past the limit: the excess is refused, nothing breaks, and it recovers at once
+    # a pile of idle connections no longer holds scrapes off
     idle = []
     try:
         for _ in range(400):
-            try:
-                idle.append(socket.create_connection(("127.0.0.1", p), timeout=2))
-            except OSError:
-                break  # the listen backlog is full: that is the pile-up
-        assert len(idle) >= 128, len(idle)
+            idle.append(socket.create_connection(("127.0.0.1", p), timeout=2))
+        time.sleep(0.5)  # let the server accept them all
+        assert timed_scrape(p) < 1.0, "400 idle connections must not block a scrape"
     finally:
         for s in idle:
             s.close()
-    # at the connection limit libmicrohttpd waits for idle connections to time out (10 s)
     def serves():
         try:
             status, _, _ = scrape(p, timeout=1)
