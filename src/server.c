@@ -61,6 +61,7 @@ struct server {
 	int nclients;
 	__u64 start_ns;
 	__u64 scrapes, http_bad;
+	__u64 series_dropped; /* per-file series the cap left out, summed over scrapes */
 	server_extra_fn extra_fn;
 	void *extra_ctx;
 	struct server_ext ext;
@@ -156,6 +157,10 @@ static void fill_extra(struct server *s, struct prom_extra *x, struct extra_buf 
 					    "HTTP requests refused (bad method or path).",
 					    PROM_STAT_COUNTER, false,
 					    __atomic_load_n(&s->http_bad, __ATOMIC_RELAXED), 0 };
+	b->stats[n++] = (struct prom_stat){ "gmemscope_file_series_dropped_total",
+					    "Per-file series left out of scrapes by the "
+					    "--max-file-series cap, summed over scrapes (two per file).",
+					    PROM_STAT_COUNTER, false, s->series_dropped, 0 };
 	b->stats[n++] = (struct prom_stat){ "gmemscope_uptime_seconds",
 					    "Seconds since this server started.", PROM_STAT_GAUGE,
 					    true, 0, (source__now_ns() - s->start_ns) / 1e9 };
@@ -285,6 +290,13 @@ static enum MHD_Result handle_http(void *cls, struct MHD_Connection *conn, const
 	om = server__wants_openmetrics(accept);
 	pthread_mutex_lock(&s->lock);
 	s->scrapes++;
+	{
+		size_t files = model__nr_files(s->model);
+		__u32 cap = model__opts(s->model)->max_file_series;
+
+		if (cap && files > cap)
+			s->series_dropped += 2 * (files - cap);
+	}
 	fill_extra(s, &x, &xb);
 	err = prom__render(s->model, &x, &sb, om);
 	pthread_mutex_unlock(&s->lock);

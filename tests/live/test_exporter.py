@@ -548,6 +548,12 @@ def test_file_series_cap(loads):
         total = int(sum(v for (n, l), v in m.samples.items() if n == "gmem_files"))
         assert m.get("gmemscope_file_series_capped") == total - 4
         assert m.types["gmemscope_file_series_capped"] == "gauge"
+        # the counter of what the cap dropped: two series per file left out, every scrape
+        before = m.get("gmemscope_file_series_dropped_total")
+        assert m.types["gmemscope_file_series_dropped_total"] == "counter"
+        assert before >= 2 * (total - 4)
+        again = d.metrics()
+        assert again.get("gmemscope_file_series_dropped_total") - before == 2 * (total - 4)
         mine = [f for f in files if f in shown]
         assert mine == [f for f in files if f <= shown[-1]]
         rc, out = promtool("check", "metrics", stdin=m.text)
