@@ -158,7 +158,7 @@ check: $(FUZZERS)
 # Debian packages, installed only when missing.
 DEB_PKGS := clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make \
 	libmicrohttpd-dev libjansson-dev libncurses-dev libcmocka-dev \
-	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf
+	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf bc util-linux
 .PHONY: deps
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
