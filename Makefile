@@ -168,6 +168,24 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "all build and test dependencies present"; fi
 
+# ---- install -------------------------------------------------------------------------------
+# The programs to $(PREFIX)/bin, the policies where the policy loader looks for them
+# ($(PREFIX)/lib/gmemscope/policies, beside bin/). DESTDIR for packaging.
+PREFIX ?= /usr/local
+PROGRAMS := gmemd gmemtop gmemtrace gmem-load gmem-policy
+.PHONY: install uninstall
+install: all
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/gmemscope/policies
+	$(Q)for p in $(PROGRAMS); do install -m 0755 $(O)/bin/$$p $(DESTDIR)$(PREFIX)/bin/$$p; done
+	$(Q)install -m 0644 $(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.bpf.o,$(POLICY_SRCS)) \
+		$(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.struct_ops.bpf.o,$(POLICY_SRCS)) \
+		$(DESTDIR)$(PREFIX)/lib/gmemscope/policies/
+	@echo "installed $(PROGRAMS) to $(DESTDIR)$(PREFIX)/bin"
+
+uninstall:
+	$(Q)for p in $(PROGRAMS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$p; done
+	$(Q)rm -rf $(DESTDIR)$(PREFIX)/lib/gmemscope
+
 # ---- vmlinux.h -------------------------------------------------------------------------------
 # Regenerate from the running kernel; replace the committed copy only if it changed.
 .PHONY: vmlinux
@@ -188,6 +206,7 @@ help:
 	@echo '  check          build, then run every test (unit, live kernel, end to end)'
 	@echo '  bench          run the benchmarks (ratios against a same-run baseline)'
 	@echo '  deps           apt-get install the Debian packages that are missing'
+	@echo '  install        programs to $$(PREFIX)/bin, policies to $$(PREFIX)/lib/gmemscope'
 	@echo '  vmlinux        regenerate vmlinux/vmlinux.h from /sys/kernel/btf/vmlinux'
 	@echo '  clean          remove $(O)/'
 	@echo 'variables: O=DIR (build dir), V=1 (show commands), TESTS=path (narrow make check)'
