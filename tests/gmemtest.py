@@ -24,6 +24,31 @@ GMEMD = os.path.join(BIN, "gmemd")
 GMEM_LOAD = os.path.join(BIN, "gmem-load")
 
 
+SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
+
+
+def truth_counters(v, minus=None):
+    """gmem-load's counts for one VM in the exporter's vocabulary, optionally minus an earlier
+    phase's (the ground truth every live test compares with)."""
+    def sub(*path):
+        a, b = v, minus
+        for p in path:
+            a = a[p]
+            b = b[p] if b is not None else None
+        return a - (b or 0)
+    return {
+        "files_created": sub("files_created"),
+        "files_released": sub("files_released"),
+        "memslot_binds": sub("memslot_binds"),
+        "pages_allocated": {s: sub("pages_allocated", s) for s in SOURCES},
+        "pages_freed": sub("pages_freed"),
+        "punch_holes": sub("punch_holes"),
+        "invalidated_bytes": sub("invalidated_bytes"),
+        "conversions": {to: {r: sub("conversions", to, r) for r in ("ok", "error")}
+                        for to in ("private", "shared")},
+    }
+
+
 def require_live():
     """Skip unless this machine can run the live tier: root, /dev/kvm, kernel BTF."""
     if os.geteuid() != 0:

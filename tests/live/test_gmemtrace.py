@@ -21,11 +21,10 @@ import urllib.request
 
 import pytest
 
-from gmemtest import (BIN, GMEMD, Gmemd, Load, Metrics, free_port, parse_prom, require_live,
-                      run_load, wait_until)
+from gmemtest import (BIN, GMEMD, SOURCES, Gmemd, Load, Metrics, free_port, parse_prom,
+                      require_live, run_load, truth_counters, wait_until)
 
 GMEMTRACE = os.path.join(BIN, "gmemtrace")
-SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
 PAGE = 4096
 SZ_2M = 2 << 20
 
@@ -138,23 +137,7 @@ class Replay:
 
 def truth(v, minus=None):
     """gmem-load's counts for one VM, in the report's vocabulary (minus an earlier phase)."""
-    def sub(*path):
-        a, b = v, minus
-        for p in path:
-            a = a[p]
-            b = b[p] if b is not None else None
-        return a - (b or 0)
-    return {
-        "files_created": sub("files_created"),
-        "files_released": sub("files_released"),
-        "memslot_binds": sub("memslot_binds"),
-        "pages_allocated": {s: sub("pages_allocated", s) for s in SOURCES},
-        "pages_freed": sub("pages_freed"),
-        "punch_holes": sub("punch_holes"),
-        "invalidated_bytes": sub("invalidated_bytes"),
-        "conversions": {to: {r: sub("conversions", to, r) for r in ("ok", "error")}
-                        for to in ("private", "shared")},
-    }
+    return truth_counters(v, minus)
 
 
 def reported(v):

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from gmemtest import GMEMD, Gmemd, Load, Metrics, require_live, run_load, wait_until
+from gmemtest import (GMEMD, SOURCES, Gmemd, Load, Metrics, require_live, run_load,
+                      truth_counters, wait_until)
 
-SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
 PAGE = 4096
 
 
@@ -45,28 +45,6 @@ def vm_counters(m, vm):
         "invalidated_bytes": m.get("gmem_invalidated_bytes_total", vm=vm),
         "conversions": {to: {res: m.get("gmem_conversions_total", vm=vm, to=to, result=res)
                              for res in ("ok", "error")} for to in ("private", "shared")},
-    }
-
-
-def truth_counters(v, minus=None):
-    """gmem-load's counts for one VM, optionally minus an earlier phase's."""
-    def sub(key, *path):
-        a = v[key]
-        b = minus[key] if minus else None
-        for p in path:
-            a = a[p]
-            b = b[p] if b is not None else None
-        return a - (b or 0)
-    return {
-        "files_created": sub("files_created"),
-        "files_released": sub("files_released"),
-        "memslot_binds": sub("memslot_binds"),
-        "pages_allocated": {s: sub("pages_allocated", s) for s in SOURCES},
-        "pages_freed": sub("pages_freed"),
-        "punch_holes": sub("punch_holes"),
-        "invalidated_bytes": sub("invalidated_bytes"),
-        "conversions": {to: {res: sub("conversions", to, res) for res in ("ok", "error")}
-                        for to in ("private", "shared")},
     }
 
 
