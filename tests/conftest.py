@@ -13,6 +13,15 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 _counts = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+@pytest.fixture
+def loads():
+    """gmem-load runs a test starts (append them); each is told to finish, or killed, after."""
+    from gmemtest import finish_loads
+    started = []
+    yield started
+    finish_loads(started)
 _skips_failed = []
 
 

@@ -59,6 +59,32 @@ def require_live():
         pytest.skip("live test needs kernel BTF")
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=15):
+    """Ask a process to stop with sig; kill it if it has not within timeout. Its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def finish_loads(started):
+    """End gmem-load runs a test started: SIGUSR1 twice (ends --pause, then --linger), then
+    wait, killing what does not finish."""
+    for ld in started:
+        if ld.proc.poll() is None:
+            ld.resume()
+            ld.resume()
+            try:
+                ld.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                ld.proc.kill()
+                ld.proc.wait()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -178,14 +204,7 @@ class Gmemd:
         assert self.call({"cmd": "scan"})["ok"]
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, sig)
 
 
 class Load:

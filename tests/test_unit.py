@@ -24,8 +24,7 @@ def _run(binary):
     except subprocess.TimeoutExpired:
         return [(name, "timeout", False, "timed out after 300 s")]
     out = p.stdout + p.stderr
-    results, group, diag = [], 0, {}
-    last = None
+    results, group = [], 0
     for line in out.splitlines():
         if line.startswith("1.."):
             group += 1
@@ -33,7 +32,6 @@ def _run(binary):
         m = _TAP.match(line)
         if m:
             ok = m.group(1) == "ok"
-            last = f"{name}[{group}]:{m.group(3)}"
             results.append([name, f"g{group}-{m.group(3)}", ok, ""])
         elif line.startswith("#") and results:
             results[-1][3] += line + "\n"

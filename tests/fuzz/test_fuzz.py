@@ -15,8 +15,6 @@ import shutil
 import subprocess
 import tempfile
 
-import pytest
-
 from gmemtest import BIN, BUILD
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from gmemtest import ROOT, Gmemd, Load, Metrics, free_port, parse_prom, require_live, \
-    run_load, wait_until
+    run_load, stop_process, wait_until
 
 PAGE = 4096
 SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
@@ -46,21 +46,6 @@ def gmemd():
     yield d
     rc = d.stop()
     assert rc == 0, f"gmemd exited {rc} on SIGTERM: {d.output()}"
-
-
-@pytest.fixture
-def loads():
-    started = []
-    yield started
-    for ld in started:
-        if ld.proc.poll() is None:
-            ld.resume()
-            ld.resume()
-            try:
-                ld.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                ld.proc.kill()
-                ld.proc.wait()
 
 
 def lingering(loads, *args):
@@ -384,13 +369,7 @@ class Prometheus:
         return next(iter(res.values())) if res else None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, timeout=20)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

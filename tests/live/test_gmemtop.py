@@ -47,22 +47,6 @@ def tmux():
     t.kill()
 
 
-@pytest.fixture
-def loads():
-    """gmem-load runs a test starts; each is told to finish (or killed) at the end."""
-    started = []
-    yield started
-    for ld in started:
-        if ld.proc.poll() is None:
-            ld.resume()
-            ld.resume()
-            try:
-                ld.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                ld.proc.kill()
-                ld.proc.wait()
-
-
 def start_load(loads, *args):
     ld = Load(*args)
     loads.append(ld)

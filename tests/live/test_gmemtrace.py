@@ -21,8 +21,8 @@ import urllib.request
 
 import pytest
 
-from gmemtest import (BIN, GMEMD, SOURCES, Gmemd, Load, Metrics, free_port, parse_prom,
-                      require_live, run_load, truth_counters, wait_until)
+from gmemtest import (BIN, GMEMD, Gmemd, Load, Metrics, free_port, require_live, run_load,
+                      stop_process, truth_counters, wait_until)
 
 GMEMTRACE = os.path.join(BIN, "gmemtrace")
 PAGE = 4096
@@ -77,14 +77,7 @@ class Recorder:
             return f.read()
 
     def stop(self, sig=signal.SIGINT):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, sig, timeout=30)
 
 
 class Replay:
@@ -124,15 +117,9 @@ class Replay:
             return json.loads(s.makefile().readline())
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = stop_process(self.proc, sig)
         shutil.rmtree(self.dir, ignore_errors=True)
-        return self.proc.returncode
+        return rc
 
 
 def truth(v, minus=None):

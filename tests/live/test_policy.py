@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from gmemtest import BIN, BUILD, GMEMD, Gmemd, Load, Metrics, require_live, run_load, wait_until
+from gmemtest import BIN, BUILD, GMEMD, Gmemd, Load, require_live, run_load, wait_until
 
 GMEM_POLICY = os.path.join(BIN, "gmem-policy")
 TEST_POLICIES = os.path.join(BUILD, "tests", "policies")

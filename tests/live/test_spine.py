@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from gmemtest import (GMEMD, SOURCES, Gmemd, Load, Metrics, require_live, run_load,
+from gmemtest import (GMEMD, SOURCES, Gmemd, Load, require_live, run_load,
                       truth_counters, wait_until)
 
 PAGE = 4096
