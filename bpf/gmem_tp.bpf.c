@@ -549,8 +549,12 @@ SEC("tp_btf/kvm_rmp_fault")
 int BPF_PROG(handle_rmp_fault, struct kvm_vcpu *vcpu, u64 gpa, u64 pfn, u64 error_code,
 	     int rmp_level, int psmash_ret)
 {
-	struct gmem_event *e = gmem_reserve(GMEM_EV_RMP);
+	struct gmem_event *e;
 
+	/* raw tracepoint arguments are maybe-NULL to the verifier since 6.12 */
+	if (!vcpu)
+		return 0;
+	e = gmem_reserve(GMEM_EV_RMP);
 	if (!e)
 		return 0;
 	e->vm = gmem_vm_of_kvm(BPF_CORE_READ(vcpu, kvm));

@@ -32,12 +32,19 @@
 #include "gmem_scan.skel.h"
 
 #define MAX_LINKS 64
+#define MAX_MOD_BTF 16
 
 struct loader {
 	struct gmem_tp *tp;
 	struct gmem_fentry *fe;
 	struct gmem_scan *scan;
 	struct btf *btf;
+	/* Module BTF split on vmlinux's: with KVM a module (every distribution kernel), kvm_gmem_*,
+	 * the kvm:/kvmmmu: tracepoints and struct kvm_gmem live in /sys/kernel/btf/kvm, and
+	 * kvm_rmp_fault in kvm_amd. Only the modules that matter are read. */
+	struct btf *mod_btf[MAX_MOD_BTF];
+	char mod_name[MAX_MOD_BTF][32];
+	int nmod;
 	struct probe_facts facts;
 	struct probe_table table;
 	char tracefs[64];
@@ -52,31 +59,107 @@ struct loader {
 
 static bool verbose_log;
 
+/*
+ * Programs this kernel's verifier refused, learned from libbpf's log. One program a kernel
+ * will not take (a tracepoint whose argument became maybe-NULL, a helper it lacks) fails the
+ * whole object's load, so the loader reopens the object without it and reports the event as
+ * failed, instead of losing every event.
+ */
+#define MAX_REJECTED 32
+static char rejected[MAX_REJECTED][64];
+static int nrejected;
+
+static bool is_rejected(const char *prog)
+{
+	int i;
+
+	for (i = 0; i < nrejected; i++)
+		if (!strcmp(rejected[i], prog))
+			return true;
+	return false;
+}
+
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	if (!verbose_log && level != LIBBPF_WARN)
-		return 0;
+	char line[256], name[64];
+	va_list copy;
+
+	if (level == LIBBPF_WARN) {
+		va_copy(copy, args);
+		vsnprintf(line, sizeof(line), fmt, copy);
+		va_end(copy);
+		if (sscanf(line, "libbpf: prog '%63[^']': failed to load", name) == 1 &&
+		    !is_rejected(name) && nrejected < MAX_REJECTED)
+			snprintf(rejected[nrejected++], sizeof(rejected[0]), "%s", name);
+	}
 	if (!verbose_log)
 		return 0; /* errors are reported by us, with context */
 	return vfprintf(stderr, fmt, args);
 }
 
+static void mark_rejected(struct loader *l, struct bpf_object *obj, enum probe_tier tier)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, obj)
+		if (is_rejected(bpf_program__name(prog)))
+			probe__mark_failed(&l->table, bpf_program__name(prog), tier,
+					   "refused by this kernel's verifier (-v shows its log)");
+}
+
 /* ---- facts ------------------------------------------------------------------------------- */
+
+/* Which BTF holds name of kind: "vmlinux", a module's name, or NULL. Module BTF is split BTF:
+ * its type ids continue vmlinux's, so a hit below vmlinux's count is vmlinux's own. */
+static const char *btf_owner(const struct loader *l, const char *name, __u32 kind)
+{
+	int i;
+
+	if (btf__find_by_name_kind(l->btf, name, kind) > 0)
+		return "vmlinux";
+	for (i = 0; i < l->nmod; i++)
+		if (btf__find_by_name_kind(l->mod_btf[i], name, kind) > 0)
+			return l->mod_name[i];
+	return NULL;
+}
 
 static bool has_func(void *ctx, const char *name)
 {
-	struct loader *l = ctx;
-
-	return btf__find_by_name_kind(l->btf, name, BTF_KIND_FUNC) > 0;
+	return btf_owner(ctx, name, BTF_KIND_FUNC) != NULL;
 }
 
 static bool has_tp_btf(void *ctx, const char *tp)
 {
-	struct loader *l = ctx;
 	char name[128];
 
 	snprintf(name, sizeof(name), "btf_trace_%s", tp);
-	return btf__find_by_name_kind(l->btf, name, BTF_KIND_TYPEDEF) > 0;
+	return btf_owner(ctx, name, BTF_KIND_TYPEDEF) != NULL;
+}
+
+/*
+ * Read the BTF of the modules gmemscope's events live in. Files under /sys/kernel/btf are
+ * world-readable, unlike the BPF BTF-object iteration libbpf does, so this needs no capability.
+ * A module loaded after gmemd started is not seen until gmemd restarts.
+ */
+static void load_module_btf(struct loader *l)
+{
+	static const char *const mods[] = { "kvm", "kvm_amd", "kvm_intel" };
+	char path[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(mods) / sizeof(mods[0]) && l->nmod < MAX_MOD_BTF; i++) {
+		struct btf *b;
+
+		snprintf(path, sizeof(path), "/sys/kernel/btf/%s", mods[i]);
+		if (access(path, R_OK))
+			continue;
+		b = btf__parse_split(path, l->btf);
+		if (!b)
+			continue;
+		l->mod_btf[l->nmod] = b;
+		snprintf(l->mod_name[l->nmod], sizeof(l->mod_name[0]), "%s", mods[i]);
+		l->nmod++;
+	}
 }
 
 static bool has_tracefs(void *ctx, const char *group_tp)
@@ -215,7 +298,7 @@ static void set_autoload(struct loader *l, struct bpf_object *obj, enum probe_ti
 		} else {
 			want = probe__want_prog(&l->facts, &l->table, name, tier);
 		}
-		bpf_program__set_autoload(prog, want);
+		bpf_program__set_autoload(prog, want && !is_rejected(name));
 	}
 }
 
@@ -298,19 +381,29 @@ static void load_fentry(struct loader *l)
 	struct probe_facts nofe;
 	int err;
 
-	l->fe = gmem_fentry__open();
-	if (!l->fe) {
-		snprintf(l->fentry_why, sizeof(l->fentry_why), "open: %s", strerror(errno));
-		goto fallback;
+	for (int tries = 0;; tries++) {
+		int before = nrejected;
+
+		l->fe = gmem_fentry__open();
+		if (!l->fe) {
+			snprintf(l->fentry_why, sizeof(l->fentry_why), "open: %s", strerror(errno));
+			goto fallback;
+		}
+		set_autoload(l, l->fe->obj, TIER_FENTRY, false);
+		err = reuse_maps(l->fe->obj, l->tp);
+		if (!err)
+			err = gmem_fentry__load(l->fe);
+		if (!err)
+			break;
+		if (nrejected == before || tries >= MAX_REJECTED) {
+			snprintf(l->fentry_why, sizeof(l->fentry_why), "load failed: %s",
+				 strerror(-err));
+			goto fallback;
+		}
+		gmem_fentry__destroy(l->fe);
+		l->fe = NULL;
 	}
-	set_autoload(l, l->fe->obj, TIER_FENTRY, false);
-	err = reuse_maps(l->fe->obj, l->tp);
-	if (!err)
-		err = gmem_fentry__load(l->fe);
-	if (err) {
-		snprintf(l->fentry_why, sizeof(l->fentry_why), "load failed: %s", strerror(-err));
-		goto fallback;
-	}
+	mark_rejected(l, l->fe->obj, TIER_FENTRY);
 	attach_all(l, l->fe->obj, TIER_FENTRY);
 	/* events whose fentry attach failed fall back to the tracepoint tier where it exists */
 	for (int i = 0; i < l->table.n; i++) {
@@ -390,6 +483,7 @@ int loader__open(struct loader **out, const struct loader_opts *opts, char *err,
 			 strerror(-e));
 		goto fail;
 	}
+	load_module_btf(l);
 	find_tracefs(l);
 
 	l->facts = (struct probe_facts){
@@ -414,23 +508,34 @@ int loader__open(struct loader **out, const struct loader_opts *opts, char *err,
 	}
 
 	setrlimit(RLIMIT_MEMLOCK, &rl);
-	l->tp = gmem_tp__open();
-	if (!l->tp) {
-		e = -errno;
-		snprintf(err, errlen, "cannot open the tracepoint BPF object: %s", strerror(-e));
-		goto fail;
+	for (int tries = 0;; tries++) {
+		int before = nrejected;
+
+		l->tp = gmem_tp__open();
+		if (!l->tp) {
+			e = -errno;
+			snprintf(err, errlen, "cannot open the tracepoint BPF object: %s",
+				 strerror(-e));
+			goto fail;
+		}
+		if (opts->ring_bytes)
+			bpf_map__set_max_entries(l->tp->maps.events, opts->ring_bytes);
+		set_autoload(l, l->tp->obj, TIER_TRACEPOINT, true);
+		e = gmem_tp__load(l->tp);
+		if (!e)
+			break;
+		/* a program this verifier refused: reopen without it (bounded) */
+		if (nrejected == before || tries >= MAX_REJECTED) {
+			snprintf(err, errlen, "cannot load BPF programs: %s%s", strerror(-e),
+				 e == -EPERM ? " (run as root or grant CAP_BPF+CAP_PERFMON; a "
+					       "locked-down kernel may refuse BPF entirely)" :
+					       " (run with -v for the verifier log)");
+			goto fail;
+		}
+		gmem_tp__destroy(l->tp);
+		l->tp = NULL;
 	}
-	if (opts->ring_bytes)
-		bpf_map__set_max_entries(l->tp->maps.events, opts->ring_bytes);
-	set_autoload(l, l->tp->obj, TIER_TRACEPOINT, true);
-	e = gmem_tp__load(l->tp);
-	if (e) {
-		snprintf(err, errlen, "cannot load BPF programs: %s%s", strerror(-e),
-			 e == -EPERM ? " (run as root or grant CAP_BPF+CAP_PERFMON; a locked-down "
-				       "kernel may refuse BPF entirely)" :
-				       " (run with -v for the verifier log)");
-		goto fail;
-	}
+	mark_rejected(l, l->tp->obj, TIER_TRACEPOINT);
 	attach_all(l, l->tp->obj, TIER_TRACEPOINT);
 	if (l->facts.fentry_permitted)
 		load_fentry(l);
@@ -458,6 +563,8 @@ void loader__close(struct loader *l)
 	gmem_scan__destroy(l->scan);
 	gmem_fentry__destroy(l->fe);
 	gmem_tp__destroy(l->tp);
+	for (i = 0; i < l->nmod; i++)
+		btf__free(l->mod_btf[i]);
 	btf__free(l->btf);
 	free(l);
 }

@@ -26,6 +26,28 @@ GMEM_LOAD = os.path.join(BIN, "gmem-load")
 
 SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
 
+# Where a test runs: LIVE on this host's kernel, or LAB inside a Debian kernel booted under
+# QEMU by tests/lab/ (GMEM_LAB names the kernel, GMEM_LAB_TIER the tier under test).
+LAB_KERNEL = os.environ.get("GMEM_LAB", "")
+# The tier under test: "best" lets gmemd pick (fentry where the kernel permits it),
+# "tracepoint" passes --no-fentry to every gmemd the tests start.
+NO_FENTRY = os.environ.get("GMEM_NO_FENTRY") == "1"
+TIER_ARGS = ["--no-fentry"] if NO_FENTRY else []
+
+
+def where():
+    """LIVE or LAB <kernel> <tier>: what a test's messages say about where it ran."""
+    if LAB_KERNEL:
+        return f"LAB {LAB_KERNEL} {os.environ.get('GMEM_LAB_TIER', 'best')}"
+    return "LIVE"
+
+
+def kernel_lacks(what):
+    """Skip because the kernel under test truly lacks a feature (checked, not assumed). Under
+    GMEM_NO_SKIP such a skip still counts as a skip, never as a pass: the reason says which
+    kernel and what it lacks."""
+    pytest.skip(f"{where()}: kernel {os.uname().release} lacks {what}")
+
 
 def truth_counters(v, minus=None):
     """gmem-load's counts for one VM in the exporter's vocabulary, optionally minus an earlier
@@ -160,7 +182,7 @@ class Gmemd:
         self.port = free_port()
         self.log = open(os.path.join(self.dir, "gmemd.log"), "w+")
         self.args = [GMEMD, "--listen", f"127.0.0.1:{self.port}", "--socket", self.socket,
-                     "--scan-interval", "0.5", *extra]
+                     "--scan-interval", "0.5", *TIER_ARGS, *extra]
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: self.proc.poll() is not None or "ready" in self.output(),

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from gmemtest import (GMEMD, SOURCES, Gmemd, Load, require_live, run_load,
-                      truth_counters, wait_until)
+from gmemtest import (GMEMD, LAB_KERNEL, NO_FENTRY, SOURCES, TIER_ARGS, Gmemd, Load,
+                      require_live, run_load, truth_counters, wait_until, where)
 
 PAGE = 4096
 
@@ -83,17 +83,35 @@ def secretmem(m):
 
 
 def test_probe_tells_the_truth_about_both_tiers():
-    """LIVE: --probe loads and attaches for real; fentry is found unavailable by trying."""
+    """LIVE and LAB: --probe loads and attaches for real. On this host fentry is found
+    unavailable by trying; in the lab (Debian's kernels, KVM a module) the fentry tier must be
+    live for the guest_memfd functions in the kvm module's BTF, and with --no-fentry the
+    module tracepoints (kvm_amd's kvm_rmp_fault, kvmmmu's split) must be found."""
     require_live()
-    p = subprocess.run([GMEMD, "--probe", "-j"], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([GMEMD, "--probe", "-j", *TIER_ARGS], capture_output=True, text=True,
+                       timeout=60)
     assert p.returncode == 0, p.stderr
     t = json.loads(p.stdout)
     rows = {r["event"]: r for r in t["events"]}
+    fentry_events = ("create", "release", "fault", "prepare", "punch_hole", "free_folio")
+    if LAB_KERNEL and not NO_FENTRY:
+        assert t["fentry_permitted"] is True, t["fentry_reason"]
+        for ev in fentry_events:
+            assert rows[ev]["tier"] == "fentry" and rows[ev]["state"] == "live", (where(), rows[ev])
+        for ev in ("discover", "page_alloc", "conversion", "direct_map_secretmem", "vm_exit"):
+            assert rows[ev]["tier"] == "tracepoint" and rows[ev]["state"] == "live", rows[ev]
+        return
     for ev in ("create", "bind", "discover", "release", "page_alloc", "punch_hole",
                "free_folio", "conversion", "direct_map_secretmem", "vm_exit"):
         assert rows[ev]["tier"] == "tracepoint" and rows[ev]["state"] == "live", rows[ev]
-    # This kernel refuses fentry (EPERM): the loader must have found out by loading one.
     assert t["fentry_permitted"] is False
+    if LAB_KERNEL:
+        assert "disabled by --no-fentry" in t["fentry_reason"]
+        # Module tracepoints: kvm_amd's kvm_rmp_fault and kvm's kvmmmu split, via module BTF.
+        for ev in ("rmp", "hugepage_split"):
+            assert rows[ev]["tier"] == "tracepoint" and rows[ev]["state"] == "live", rows[ev]
+        return
+    # This kernel refuses fentry (EPERM): the loader must have found out by loading one.
     assert "Operation not permitted" in t["fentry_reason"]
     for ev in ("fault", "prepare", "tdx", "hugepage_merge", "direct_map_gmem"):
         assert rows[ev]["state"] == "unavailable", rows[ev]

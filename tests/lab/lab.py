@@ -1,0 +1,480 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""The kernel lab: gmemscope's live tests on Debian's own kernels, booted under QEMU.
+
+This host runs one kernel (KVM built in, fentry refused, no private memory). Users run
+distribution kernels: KVM a module, its types and functions in module BTF, fentry allowed. The
+lab takes those kernels from the same Debian registry this machine's apt uses (read through a
+private apt root under build/lab/apt, so the host's apt configuration is never touched), boots
+each under QEMU with TCG (-cpu max emulates SVM with nested paging, so kvm_amd loads inside and
+/dev/kvm works), and runs the live test suites in it, once per tier.
+
+The guest's userspace is this host's: its / is shared read-only over virtio-9p, with a tmpfs
+overlay on top, so python3, pytest and the project's own build run in the guest unchanged and
+nothing the guest writes reaches the host except through a second, writable share
+(build/lab/out/RUN) that carries the results back as JUnit XML. The guest's console comes back
+on the serial line (build/lab/out/RUN/console.log).
+
+  python3 tests/lab/lab.py fetch 7.2.13+deb14       download and unpack one kernel
+  python3 tests/lab/lab.py shell 7.2.13+deb14       boot it and run a command (default: probe)
+  python3 tests/lab/lab.py run [VERSION ...]        the matrix; writes build/lab/matrix.md
+
+tests/lab/test_lab.py drives the same functions from pytest (make check, make lab).
+"""
+import argparse
+import glob
+import lzma
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("GMEM_BUILD", os.path.join(ROOT, "build"))
+LAB = os.path.join(BUILD, "lab")
+
+# The kernels the lab runs by default: one per series our users meet, each the newest Debian
+# build of that series the registry served when the lab was written (pinned, so a run can be
+# repeated). GMEM_LAB_KERNELS="V V ..." overrides.
+KERNELS = ["6.12.107+deb13", "6.18.15+deb13", "6.19.14+deb13", "7.0.13+deb13", "7.2.13+deb14"]
+
+SUITES = ["trixie", "trixie-backports", "sid"]
+
+# Modules the guest loads, with their dependencies resolved from the modules themselves.
+MODULES = ["kvm-amd", "9pnet_virtio", "9p", "overlay"]
+
+# Memory of the guest: gmem-load's VMs and gmemd together stay well below a gigabyte; the rest
+# is page cache for the 9p root.
+GUEST_MEM = os.environ.get("GMEM_LAB_MEM", "3G")
+
+
+# What gmemtest.kernel_lacks() says when a kernel truly lacks a feature.
+KERNEL_LACKS = re.compile(r"kernel \S+ lacks ")
+
+
+class LabError(Exception):
+    pass
+
+
+# ---- Debian's registry, through a private apt root -------------------------------------------
+
+
+def _apt_root():
+    return os.path.join(LAB, "apt")
+
+
+def _apt_opts():
+    r = _apt_root()
+    return ["-o", f"Dir::Etc::SourceList={r}/sources.list", "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", f"Dir::State::Lists={r}/lists", "-o", f"Dir::Cache={r}/cache",
+            "-o", "Dir::State::status=/dev/null", "-o", "APT::Architecture=amd64",
+            "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"]
+
+
+def _registry_uri():
+    """The Debian URI this machine's own apt uses (deb822 or one-line sources)."""
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        with open(path) as f:
+            for line in f:
+                m = re.match(r"URIs:\s*(\S+)", line)
+                if m and "security" not in m.group(1):
+                    return m.group(1)
+    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        if os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    m = re.match(r"deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+", line)
+                    if m and "security" not in m.group(1):
+                        return m.group(1)
+    raise LabError("no Debian URI found in /etc/apt: the lab reads kernels from the registry "
+                   "this machine's apt uses")
+
+
+def apt_update(max_age=6 * 3600):
+    r = _apt_root()
+    lists = os.path.join(r, "lists")
+    os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
+    os.makedirs(os.path.join(r, "cache", "archives", "partial"), exist_ok=True)
+    stamp = os.path.join(r, "updated")
+    if os.path.exists(stamp) and time.time() - os.path.getmtime(stamp) < max_age:
+        return
+    uri = _registry_uri()
+    with open(os.path.join(r, "sources.list"), "w") as f:
+        for s in SUITES:
+            f.write(f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {uri} {s} main\n")
+    p = subprocess.run(["apt-get", *_apt_opts(), "update"], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise LabError(f"apt-get update (private root {r}) failed: {p.stderr.strip()[-400:]}")
+    with open(stamp, "w"):
+        pass
+
+
+def _exists(pkg):
+    p = subprocess.run(["apt-cache", *_apt_opts(), "show", "--no-all-versions", pkg],
+                       capture_output=True, text=True)
+    return p.returncode == 0 and p.stdout.strip() != ""
+
+
+def packages_for(version):
+    """The package names that hold vmlinuz, the modules and the config of one kernel. They
+    differ by suite: 6.12 (trixie) linux-image-V-amd64-unsigned; 6.13-6.18 linux-image-V-amd64
+    (+ linux-base-V from 6.18); 6.19+ split into linux-binary-V, linux-modules-V, linux-base-V."""
+    flavour = f"{version}-amd64"
+    for binary in (f"linux-binary-{flavour}", f"linux-binary-unsigned-{flavour}"):
+        if _exists(binary):
+            return [binary, f"linux-modules-{flavour}", f"linux-base-{flavour}"]
+    for name in (f"linux-image-{flavour}-unsigned", f"linux-image-{flavour}"):
+        if _exists(name):
+            pkgs = [name]
+            if _exists(f"linux-base-{flavour}"):
+                pkgs.append(f"linux-base-{flavour}")
+            return pkgs
+    raise LabError(f"kernel {version} is not in the registry's {', '.join(SUITES)} "
+                   f"(looked for linux-binary-{flavour} and linux-image-{flavour})")
+
+
+def _download(pkgs, dest):
+    os.makedirs(dest, exist_ok=True)
+    missing = [p for p in pkgs if not glob.glob(os.path.join(dest, f"{p}_*.deb"))]
+    if missing:
+        p = subprocess.run(["apt-get", *_apt_opts(), "download", *missing], cwd=dest,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise LabError(f"apt-get download {' '.join(missing)} failed: {p.stderr.strip()[-400:]}")
+    return [glob.glob(os.path.join(dest, f"{p}_*.deb"))[0] for p in pkgs]
+
+
+class Kernel:
+    """One unpacked Debian kernel: vmlinuz, config, and the modules the lab loads."""
+
+    def __init__(self, version):
+        self.version = version
+        self.dir = os.path.join(LAB, "kernels", version)
+        self.vmlinuz = os.path.join(self.dir, "vmlinuz")
+        self.config_path = os.path.join(self.dir, "config")
+        self.moddir = os.path.join(self.dir, "modules")
+        self.release = version + "-amd64"
+
+    def ready(self):
+        return os.path.exists(os.path.join(self.dir, "ready"))
+
+    def config(self, name):
+        with open(self.config_path) as f:
+            for line in f:
+                if line.startswith(name + "="):
+                    return line.split("=", 1)[1].strip()
+        return None
+
+    def module_order(self):
+        with open(os.path.join(self.moddir, "order")) as f:
+            return [l.strip() for l in f if l.strip()]
+
+    @property
+    def series(self):
+        return ".".join(self.version.split(".")[:2])
+
+
+def fetch(version, log=print):
+    k = Kernel(version)
+    if k.ready():
+        return k
+    apt_update()
+    pkgs = packages_for(version)
+    log(f"lab: {version}: downloading {' '.join(pkgs)}")
+    debs = _download(pkgs, os.path.join(LAB, "debs"))
+    tmp = tempfile.mkdtemp(prefix="unpack-", dir=LAB)
+    try:
+        for deb in debs:
+            subprocess.run(["dpkg-deb", "-x", deb, tmp], check=True)
+        found = {}
+        for base in ("boot", "usr/lib/modules", "lib/modules"):
+            for dirpath, _, files in os.walk(os.path.join(tmp, base)):
+                for f in files:
+                    if f in ("vmlinuz", "vmlinuz.unsigned", f"vmlinuz-{k.release}"):
+                        found["vmlinuz"] = os.path.join(dirpath, f)
+                    elif f in ("config", f"config-{k.release}"):
+                        found["config"] = os.path.join(dirpath, f)
+        kroots = glob.glob(os.path.join(tmp, "usr/lib/modules", k.release, "kernel")) + \
+            glob.glob(os.path.join(tmp, "lib/modules", k.release, "kernel"))
+        if "vmlinuz" not in found or "config" not in found or not kroots:
+            raise LabError(f"{version}: packages {pkgs} hold no vmlinuz/config/modules")
+        byname = {}
+        for dirpath, _, files in os.walk(kroots[0]):
+            for f in files:
+                m = re.match(r"(.+)\.ko(\.xz|\.zst|\.gz)?$", f)
+                if m:
+                    byname[m.group(1).replace("-", "_")] = os.path.join(dirpath, f)
+        order = []
+
+        def add(name):
+            name = name.replace("-", "_")
+            if name in order:
+                return
+            if name not in byname:
+                return  # built in
+            deps = subprocess.run(["modinfo", "-F", "depends", byname[name]], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+            for d in filter(None, deps.split(",")):
+                add(d)
+            order.append(name)
+
+        for m in MODULES:
+            add(m)
+        shutil.rmtree(k.dir, ignore_errors=True)
+        os.makedirs(k.moddir)
+        shutil.copy(found["vmlinuz"], k.vmlinuz)
+        shutil.copy(found["config"], k.config_path)
+        for name in order:
+            src = byname[name]
+            dst = os.path.join(k.moddir, name + ".ko")
+            if src.endswith(".xz"):
+                with lzma.open(src) as i, open(dst, "wb") as o:
+                    shutil.copyfileobj(i, o)
+            elif src.endswith(".ko"):
+                shutil.copy(src, dst)
+            else:
+                raise LabError(f"{src}: compression not handled")
+        with open(os.path.join(k.moddir, "order"), "w") as f:
+            f.write("\n".join(order) + "\n")
+        with open(os.path.join(k.dir, "ready"), "w") as f:
+            f.write(" ".join(pkgs) + "\n")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"lab: {version}: ready ({', '.join(k.module_order())})")
+    return k
+
+
+# ---- the guest ---------------------------------------------------------------------------
+
+
+INIT = r"""#!/bin/busybox sh
+# The lab guest's /init: load the modules, put this host's / (9p, read-only) under a tmpfs
+# overlay, and run the lab's command in it. Results leave through /lab-out (9p, writable).
+/bin/busybox mkdir -p /proc /sys /dev /bin /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
+. /lab.env
+for m in $(cat /modules/order); do
+	insmod /modules/$m.ko $(eval echo \$MODOPT_$m) || echo "lab: insmod $m failed"
+done
+mkdir -p /lower /rw /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroot /lower || {
+	echo "lab: cannot mount the host root over 9p"; poweroff -f; }
+mount -t tmpfs -o size=2g tmpfs /rw
+mkdir -p /rw/upper /rw/work
+mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot || {
+	echo "lab: overlay mount failed"; poweroff -f; }
+for d in proc sys dev tmp run; do mkdir -p /newroot/$d; done
+mount -t proc proc /newroot/proc
+mount -t sysfs sysfs /newroot/sys
+mount -t devtmpfs dev /newroot/dev
+mkdir -p /newroot/dev/pts /newroot/dev/shm
+mount -t devpts devpts /newroot/dev/pts
+mount -t tmpfs tmpfs /newroot/dev/shm
+mount -t tmpfs tmpfs /newroot/run
+mount -t bpf bpf /newroot/sys/fs/bpf 2>/dev/null
+mkdir -p /newroot/lab-out
+mount -t 9p -o trans=virtio,version=9p2000.L labout /newroot/lab-out || echo "lab: no out share"
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+echo "lab: guest ready: $(uname -r), /dev/kvm $( [ -e /dev/kvm ] && echo present || echo absent)"
+chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	HOME=/root TERM=dumb LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 $LAB_ENV \
+	/bin/sh -c "$LAB_CMD" > /dev/console 2>&1
+echo "lab: command exited $?"
+echo "$?" > /newroot/lab-out/rc 2>/dev/null
+sync
+poweroff -f
+"""
+
+
+def _cpio(srcdir, out):
+    files = subprocess.run(["find", "."], cwd=srcdir, capture_output=True, text=True,
+                           check=True).stdout
+    with open(out, "wb") as f:
+        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=srcdir, input=files.encode(),
+                       stdout=f, check=True)
+
+
+def make_initrd(kernel, cmd, env, out):
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    p = subprocess.run(["ldd", busybox], capture_output=True, text=True)
+    if "not a dynamic executable" not in (p.stdout + p.stderr):
+        raise LabError(f"{busybox} is not static: install Debian's busybox-static")
+    d = tempfile.mkdtemp(prefix="initrd-", dir=LAB)
+    try:
+        os.makedirs(os.path.join(d, "bin"))
+        shutil.copy(busybox, os.path.join(d, "bin", "busybox"))
+        shutil.copytree(kernel.moddir, os.path.join(d, "modules"))
+        with open(os.path.join(d, "init"), "w") as f:
+            f.write(INIT)
+        os.chmod(os.path.join(d, "init"), 0o755)
+        envs = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        with open(os.path.join(d, "lab.env"), "w") as f:
+            f.write(f"LAB_CMD={shlex.quote(cmd)}\n")
+            f.write(f"LAB_ENV={shlex.quote(envs)}\n")
+            # kvm_amd: nested paging on (TCG emulates NPT); SEV off, no firmware here.
+            f.write("MODOPT_kvm_amd='npt=1 sev=0 sev_es=0 sev_snp=0'\n")
+        _cpio(d, out)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def boot(kernel, cmd, env=None, timeout=1500, tag="run", log=print):
+    """Boot kernel under QEMU/TCG with this host's userspace and run cmd (sh -c) in it as root.
+    Returns (rc or None on timeout/crash, out dir). The console is in OUT/console.log."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if not qemu:
+        raise LabError("qemu-system-x86_64 not found: install Debian's qemu-system-x86")
+    out = os.path.join(LAB, "out", f"{kernel.version}-{tag}")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    initrd = os.path.join(out, "initrd.cpio")
+    env = dict(env or {})
+    env.setdefault("GMEM_LAB", kernel.version)
+    env.setdefault("GMEM_LAB_OUT", "/lab-out")
+    make_initrd(kernel, cmd, env, initrd)
+    console = os.path.join(out, "console.log")
+    args = [qemu, "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", GUEST_MEM,
+            "-nographic", "-no-reboot", "-nodefaults", "-serial", f"file:{console}",
+            "-kernel", kernel.vmlinuz, "-initrd", initrd,
+            "-append", "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 "
+                       "transparent_hugepage=never mitigations=off",
+            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
+                       "multidevs=remap,id=hostroot",
+            "-virtfs", f"local,path={out},mount_tag=labout,security_model=none,id=labout"]
+    t0 = time.monotonic()
+    log(f"lab: {kernel.version}: booting ({tag})")
+    with open(os.path.join(out, "qemu.log"), "w") as qlog:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            log(f"lab: {kernel.version}: timed out after {timeout}s")
+    log(f"lab: {kernel.version}: guest done in {time.monotonic() - t0:.0f}s")
+    rc = None
+    try:
+        with open(os.path.join(out, "rc")) as f:
+            rc = int(f.read().strip() or -1)
+    except (OSError, ValueError):
+        pass
+    return rc, out
+
+
+def console_tail(out, n=40):
+    try:
+        with open(os.path.join(out, "console.log"), errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return "(no console log)"
+
+
+# ---- the matrix ----------------------------------------------------------------------------
+
+# What runs inside: the live suites that compare with ground truth, on both tiers. Node ids are
+# pytest's, relative to the repo; each tier is one pytest run writing TIER.xml to /lab-out.
+TIERS = ["best", "tracepoint"]
+
+
+def guest_suite_cmd(tests, tiers=TIERS):
+    runs = []
+    for tier in tiers:
+        env = "GMEM_NO_FENTRY=1" if tier == "tracepoint" else "GMEM_NO_FENTRY=0"
+        runs.append(f"{env} GMEM_LAB_TIER={tier} /usr/bin/python3 -m pytest -p no:cacheprovider "
+                    f"-q -rs --junitxml=/lab-out/{tier}.xml {' '.join(tests)}")
+    return (f"cd {shlex.quote(ROOT)} && export GMEM_BUILD={shlex.quote(BUILD)} && "
+            f"mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; "
+            f"build/bin/gmemd --probe > /lab-out/probe-best.txt 2>&1; "
+            f"build/bin/gmemd --probe -j > /lab-out/probe-best.json 2>&1; "
+            f"build/bin/gmemd --probe --no-fentry -j > /lab-out/probe-tracepoint.json 2>&1; "
+            + " ; ".join(runs))
+
+
+def read_junit(path):
+    """{nodeid: (outcome, message)} from a pytest JUnit file; nodeid as pytest prints it."""
+    res = {}
+    if not os.path.exists(path):
+        return res
+    for tc in ET.parse(path).getroot().iter("testcase"):
+        cls, name = tc.get("classname", ""), tc.get("name", "")
+        path_part = cls.replace(".", "/") + ".py"
+        nodeid = f"{path_part}::{name}"
+        outcome, msg = "passed", ""
+        for child in tc:
+            if child.tag in ("failure", "error"):
+                outcome, msg = "failed", (child.get("message") or "")[:300]
+            elif child.tag == "skipped":
+                outcome, msg = "skipped", (child.get("message") or "")[:300]
+        res[nodeid] = (outcome, msg)
+    return res
+
+
+def write_matrix(results, path):
+    """results: {kernel: {tier: {nodeid: (outcome, msg)}}} -> a Markdown matrix."""
+    kernels = list(results)
+    cols = [(k, t) for k in kernels for t in TIERS]
+    nodeids = sorted({n for k in kernels for t in TIERS for n in results[k].get(t, {})})
+    sym = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
+    lines = ["| test | " + " | ".join(f"{k} {t}" for k, t in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    notes = []
+    for n in nodeids:
+        row = []
+        for k, t in cols:
+            o, msg = results[k].get(t, {}).get(n, ("missing", ""))
+            row.append(sym.get(o, o))
+            if o != "passed" and msg:
+                notes.append(f"- {k} {t} `{n.split('::')[-1]}`: {o}: {msg.splitlines()[0][:160]}")
+        lines.append(f"| `{n.split('::')[-1]}` | " + " | ".join(row) + " |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n\n" + "\n".join(notes) + ("\n" if notes else ""))
+    return path
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="verb", required=True)
+    f = sub.add_parser("fetch", help="download and unpack kernels")
+    f.add_argument("versions", nargs="*")
+    s = sub.add_parser("shell", help="boot one kernel and run a command in it")
+    s.add_argument("version")
+    s.add_argument("cmd", nargs="?", default=None)
+    r = sub.add_parser("run", help="run the matrix and write build/lab/matrix.md")
+    r.add_argument("versions", nargs="*")
+    a = ap.parse_args(argv)
+    try:
+        if a.verb == "fetch":
+            for v in a.versions or KERNELS:
+                fetch(v)
+        elif a.verb == "shell":
+            k = fetch(a.version)
+            cmd = a.cmd or (f"cd {shlex.quote(ROOT)} && mount -t tracefs tracefs "
+                            f"/sys/kernel/tracing; {shlex.quote(BUILD)}/bin/gmemd --probe")
+            rc, out = boot(k, cmd, {"GMEM_BUILD": BUILD})
+            print(console_tail(out, 200))
+            return 0 if rc == 0 else 1
+        elif a.verb == "run":
+            from test_lab import LAB_TESTS  # noqa: the list lives with the test that uses it
+            results = {}
+            for v in a.versions or KERNELS:
+                k = fetch(v)
+                rc, out = boot(k, guest_suite_cmd(LAB_TESTS), {"GMEM_BUILD": BUILD}, tag="suite")
+                results[v] = {t: read_junit(os.path.join(out, f"{t}.xml")) for t in TIERS}
+            print(open(write_matrix(results, os.path.join(LAB, "matrix.md"))).read())
+    except LabError as e:
+        print(f"lab: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.exit(main())

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""LAB: the live suites on Debian's kernels under QEMU, on both tiers (see tests/lab/lab.py).
+
+One boot per kernel runs LAB_TESTS inside the guest twice: with the best tier gmemd finds
+(fentry, on these kernels) and with --no-fentry. Each (kernel, tier, test) is reported here as
+its own test, with the guest's outcome and message; a kernel that truly lacks a feature (6.12
+has no guest_memfd mmap) skips there and says so. build/lab/matrix.md is written at the end.
+
+Needs root, qemu-system-x86_64, busybox-static and Debian's registry (make deps installs the
+first two); GMEM_LAB_KERNELS="V ..." narrows the kernels, GMEM_LAB=0 leaves the lab out.
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402
+
+# The guest runs these, by pytest node id. They compare every counter and gauge with
+# gmem-load's ground truth, so a tier that miscounts on a kernel fails here.
+LAB_TESTS = [
+    "tests/live/test_spine.py::test_probe_tells_the_truth_about_both_tiers",
+    "tests/live/test_spine.py::test_probe_info_metric_matches_probe",
+    "tests/live/test_spine.py::test_one_vm_every_counter_and_gauge",
+    "tests/live/test_spine.py::test_vm_started_before_gmemd_is_discovered",
+    "tests/live/test_spine.py::test_several_vms_one_exits_mid_run",
+    "tests/live/test_spine.py::test_churn_exact",
+    "tests/live/test_spine.py::test_records_reach_the_model_without_a_scan",
+]
+
+KERNELS = os.environ.get("GMEM_LAB_KERNELS", " ".join(lab.KERNELS)).split()
+_results = {}
+
+
+def _run(kernel):
+    """Boot kernel once and run LAB_TESTS on both tiers; {tier: {nodeid: (outcome, msg)}}."""
+    if kernel in _results:
+        return _results[kernel]
+    res = {"error": None}
+    try:
+        k = lab.fetch(kernel)
+        rc, out = lab.boot(k, lab.guest_suite_cmd(LAB_TESTS), {"GMEM_BUILD": lab.BUILD},
+                           tag="suite")
+        for t in lab.TIERS:
+            res[t] = lab.read_junit(os.path.join(out, f"{t}.xml"))
+        if not any(res[t] for t in lab.TIERS):
+            res["error"] = (f"the guest ran no test (rc {rc}); console:\n"
+                            + lab.console_tail(out))
+        res["out"] = out
+    except lab.LabError as e:
+        res["error"] = str(e)
+    _results[kernel] = res
+    return res
+
+
+def _lab_available():
+    if os.environ.get("GMEM_LAB") == "0":
+        pytest.skip("lab left out (GMEM_LAB=0)")
+    if os.environ.get("GMEM_LAB"):
+        pytest.skip("already inside the lab")
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (QEMU reads the host root to share it)")
+
+
+@pytest.mark.parametrize("test", LAB_TESTS, ids=lambda t: t.split("::")[-1])
+@pytest.mark.parametrize("tier", lab.TIERS)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_lab(kernel, tier, test):
+    _lab_available()
+    res = _run(kernel)
+    assert not res["error"], f"LAB {kernel}: {res['error']}"
+    got = {n: o for n, o in res[tier].items() if n == test or n.startswith(test + "[")}
+    assert got, (f"LAB {kernel} {tier}: {test} did not run in the guest; console:\n"
+                 + lab.console_tail(res["out"]))
+    failed = {n: m for n, (o, m) in got.items() if o == "failed"}
+    assert not failed, f"LAB {kernel} {tier}: " + "; ".join(f"{n}: {m}" for n, m in failed.items())
+    skipped = {n: m for n, (o, m) in got.items() if o == "skipped"}
+    unexplained = {n: m for n, m in skipped.items() if not lab.KERNEL_LACKS.search(m)}
+    assert not unexplained, (f"LAB {kernel} {tier}: skipped in the guest without a missing "
+                             f"kernel feature: {unexplained}")
+    if skipped and len(skipped) == len(got):
+        pytest.skip("; ".join(skipped.values()))
+
+
+def test_lab_matrix_written():
+    """LAB: the matrix of what ran where (kernel x tier x test) for README."""
+    _lab_available()
+    for k in KERNELS:
+        _run(k)
+    done = {k: {t: _results[k].get(t, {}) for t in lab.TIERS} for k in KERNELS}
+    path = lab.write_matrix(done, os.path.join(lab.LAB, "matrix.md"))
+    with open(path) as f:
+        text = f.read()
+    assert all(k in text for k in KERNELS), text
