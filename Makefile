@@ -123,6 +123,14 @@ TESTS ?= tests
 check: all
 	$(Q)GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) $(TESTS)
 
+# The kernel lab (tests/lab/): Debian's kernels under QEMU, the live suites inside on both tiers.
+# make check runs it too; check-host leaves it out; GMEM_LAB_KERNELS="7.2.13+deb14" narrows it.
+.PHONY: lab check-host
+lab: all
+	$(Q)GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) tests/lab
+check-host: all
+	$(Q)GMEM_LAB=0 GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) $(TESTS)
+
 .PHONY: bench
 # Each prints figures or ratios against a baseline measured in the same run; none is a test.
 BENCHES ?= run-host run-guest gmemtrace policy gmemtop_cpu scrape_latency
@@ -158,7 +166,8 @@ check: $(FUZZERS)
 # Debian packages, installed only when missing.
 DEB_PKGS := clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make \
 	libmicrohttpd-dev libjansson-dev libncurses-dev libcmocka-dev \
-	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf bc util-linux
+	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf bc util-linux \
+	qemu-system-x86 busybox-static cpio kmod
 .PHONY: deps
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
@@ -203,7 +212,9 @@ clean:
 help:
 	@echo 'gmemscope targets:'
 	@echo '  all (default)  build BPF objects, skeletons, libgmemscope, tools into $(O)/'
-	@echo '  check          build, then run every test (unit, live kernel, end to end)'
+	@echo '  check          build, then run every test (unit, live kernel, end to end, kernel lab)'
+	@echo '  check-host     the same without the kernel lab (this host only)'
+	@echo '  lab            the kernel lab alone: Debian kernels under QEMU, both tiers'
 	@echo '  bench          run the benchmarks (ratios against a same-run baseline)'
 	@echo '  deps           apt-get install the Debian packages that are missing'
 	@echo '  install        programs to $$(PREFIX)/bin, policies to $$(PREFIX)/lib/gmemscope'

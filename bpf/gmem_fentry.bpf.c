@@ -6,6 +6,10 @@
  * Hooks and why there:
  *  - kvm_gmem_create (fexit), kvm_gmem_release, kvm_gmem_bind (fexit): a file's life and its
  *    memslots, with the struct kvm in hand, so no ioctl decoding and no fd-to-VM guesswork.
+ *  - kvm_gmem_fallocate (fentry + fexit): punch holes and allocating fallocates, only ever on a
+ *    guest_memfd file, so no syscall hook decodes every fallocate on the host. It sets the same
+ *    per-thread call context the tracepoint tier's syscall hooks do (gmem_calls.bpf.h), so the
+ *    folio hooks still fold the call's folios into one record.
  *  - kvm_gmem_get_pfn, kvm_gmem_fault_user_mapping (fentry + fexit): every guest (KVM MMU) and
  *    host-user fault on guest_memfd, timed, including the ones that find the folio already
  *    present and so never reach the page cache tracepoints.
@@ -31,7 +35,7 @@
  * and, on TDX, tdh_mem_page_aug (one record per private page mapped). The rest fire per memslot,
  * file, conversion or teardown. No per-event work happens outside guest_memfd, SNP and TDX code.
  */
-#include "gmem_common.bpf.h"
+#include "gmem_calls.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -294,6 +298,30 @@ int BPF_PROG(handle_gmem_bind, struct kvm *kvm, struct kvm_memory_slot *slot, un
 	e->sub = ((__u32)BPF_CORE_READ(slot, as_id) << 16) | (__u16)BPF_CORE_READ(slot, id);
 	e->result = (__s32)ret;
 	gmem_submit(e);
+	return 0;
+}
+
+/*
+ * long kvm_gmem_fallocate(struct file *file, int mode, loff_t offset, loff_t len), the gmem
+ * file's f_op->fallocate, unchanged since 6.8. vfs_fallocate() checks the mode before calling
+ * it, so a fallocate the VFS refuses outright is not seen here (the syscall tier counts it as a
+ * failed call); everything that reaches guest_memfd is.
+ */
+SEC("fentry/kvm_gmem_fallocate")
+int BPF_PROG(handle_gmem_fallocate_entry, struct file *file, int mode, loff_t offset, loff_t len)
+{
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+
+	gmem_fallocate_begin((__u32)bpf_get_current_pid_tgid(), inode, BPF_CORE_READ(inode, i_ino),
+			     (__u32)mode, offset, len);
+	return 0;
+}
+
+SEC("fexit/kvm_gmem_fallocate")
+int BPF_PROG(handle_gmem_fallocate_exit, struct file *file, int mode, loff_t offset, loff_t len,
+	     long ret)
+{
+	gmem_fallocate_end((__u32)bpf_get_current_pid_tgid(), (__s32)ret, GMEM_EVF_FENTRY);
 	return 0;
 }
 

@@ -20,47 +20,9 @@
  * Cost: one 64-byte ring buffer record per guest_memfd folio event, per KVM ioctl of interest
  * and per conversion step; nothing per guest exit except one LRU-hash update per KVM_RUN.
  */
-#include "gmem_common.bpf.h"
+#include "gmem_calls.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-enum call {
-	CALL_NONE = 0,
-	CALL_KVM_RUN,
-	CALL_CREATE_GMEM,
-	CALL_REGION2,
-	CALL_SET_ATTR,
-	CALL_ENCRYPT_OP,
-	CALL_FALLOCATE,
-};
-
-/* What a thread is in the middle of, from syscall entry to exit. Kept per thread (not deleted
- * at exit) so a vCPU's KVM_RUN loop updates in place; LRU ages out dead threads. */
-struct call_ctx {
-	__u64 ts;
-	__u64 a;
-	__u64 b;
-	__u64 c;
-	__u64 ino;
-	void *vcpu;
-	__u32 call;
-	__s32 fd;
-	__u32 vm;
-	__u32 sub;
-	__u32 pending_conv; /* a vCPU exit asked for a conversion: report the next entry */
-	__u32 pad;
-	/* folios a fallocate call added or removed on its own file, folded into one record */
-	__u64 fold_pages;
-	__u64 fold_first;
-	__u64 fold_end;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct call_ctx);
-} calls SEC(".maps");
 
 /*
  * Record kinds (1 << kind) this tier must not emit because the fentry tier, attached after
@@ -98,16 +60,6 @@ struct gmem_uapi_attrs {
 	__u64 flags;
 };
 
-static __always_inline struct call_ctx *ctx_get(__u32 tid, bool create)
-{
-	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
-	struct call_ctx zero = {};
-
-	if (c || !create)
-		return c;
-	bpf_map_update_elem(&calls, &tid, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&calls, &tid);
-}
 
 /* The struct kvm behind a VM fd, or the vCPU behind a vCPU fd: both are the file's private
  * data; the ioctl number already says which it is (0xAE is KVM's ioctl type). */
@@ -338,60 +290,19 @@ int handle_fallocate_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inode *inode = NULL;
-	struct call_ctx *c;
 	__u64 ino;
 
 	ino = gmem_fd_ino((int)ctx->args[0], &inode);
 	if (!ino)
 		return 0;
-	c = ctx_get(tid, true);
-	if (!c)
-		return 0;
-	c->call = CALL_FALLOCATE;
-	c->ino = ino;
-	c->fold_pages = 0;
-	c->sub = (__u32)ctx->args[1]; /* mode */
-	c->a = ctx->args[2];
-	c->b = ctx->args[3];
-	c->vm = gmem_inode_vm(inode, ino);
+	gmem_fallocate_begin(tid, inode, ino, (__u32)ctx->args[1], ctx->args[2], ctx->args[3]);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_fallocate")
 int handle_fallocate_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
-	bool punch;
-	struct gmem_event *e;
-
-	if (!c || c->call != CALL_FALLOCATE)
-		return 0;
-	c->call = CALL_NONE;
-	punch = c->sub & GMEM_FALLOC_FL_PUNCH_HOLE;
-	if (c->fold_pages) {
-		e = gmem_reserve(punch ? GMEM_EV_PAGE_FREE : GMEM_EV_PAGE_ALLOC);
-		if (e) {
-			e->vm = c->vm;
-			e->ino = c->ino;
-			e->a = c->fold_first;
-			e->b = c->fold_pages;
-			e->c = c->fold_end;
-			e->sub = punch ? 0 : GMEM_SRC_FALLOCATE;
-			e->flags = GMEM_EVF_RANGE;
-			gmem_submit(e);
-		}
-		c->fold_pages = 0;
-	}
-	e = gmem_reserve(punch ? GMEM_EV_PUNCH_HOLE : GMEM_EV_FALLOCATE);
-	if (!e)
-		return 0;
-	e->vm = c->vm;
-	e->ino = c->ino;
-	e->a = c->a;
-	e->b = c->b;
-	e->result = (__s32)ctx->ret;
-	gmem_submit(e);
+	gmem_fallocate_end((__u32)bpf_get_current_pid_tgid(), (__s32)ctx->ret, 0);
 	return 0;
 }
 

@@ -51,6 +51,7 @@ struct loader {
 	char fentry_why[PROBE_REASON_LEN];
 	struct bpf_link *links[MAX_LINKS];
 	const char *link_prog[MAX_LINKS];
+	const struct bpf_program *link_obj_prog[MAX_LINKS];
 	enum probe_tier link_tier[MAX_LINKS];
 	int nlinks;
 	struct bpf_link *iter_files, *iter_vmas;
@@ -262,11 +263,12 @@ int loader__check_privileges(char *err, size_t errlen)
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-static void add_link(struct loader *l, struct bpf_link *link, const char *prog,
-		     enum probe_tier tier)
+static void add_link(struct loader *l, struct bpf_link *link, const struct bpf_program *p,
+		     const char *prog, enum probe_tier tier)
 {
 	if (l->nlinks < MAX_LINKS) {
 		l->links[l->nlinks] = link;
+		l->link_obj_prog[l->nlinks] = p;
 		l->link_prog[l->nlinks] = prog;
 		l->link_tier[l->nlinks] = tier;
 		l->nlinks++;
@@ -319,7 +321,7 @@ static void attach_all(struct loader *l, struct bpf_object *obj, enum probe_tier
 			probe__mark_failed(&l->table, name, tier, why);
 			continue;
 		}
-		add_link(l, link, name, tier);
+		add_link(l, link, prog, name, tier);
 	}
 }
 
@@ -359,7 +361,7 @@ static void drop_redundant_tp(struct loader *l)
 
 static int reuse_maps(struct bpf_object *obj, struct gmem_tp *tp)
 {
-	static const char *const shared[] = { "events", "counters", "ino_vm", "vmm_tgids" };
+	static const char *const shared[] = { "events", "counters", "ino_vm", "vmm_tgids", "calls" };
 	struct bpf_map *m, *src;
 	size_t i;
 	int err;
@@ -577,6 +579,32 @@ const struct probe_table *loader__table(const struct loader *l)
 int loader__events_fd(const struct loader *l)
 {
 	return l->tp ? bpf_map__fd(l->tp->maps.events) : -1;
+}
+
+/*
+ * Runs of our programs the kernel skipped: a tracing program is not re-entered on a CPU where it
+ * is already running, and on a preemptible kernel (Debian's default, lazy preemption) a thread
+ * preempted inside an fexit or syscall-tracepoint program makes the next thread that hits the
+ * same hook on that CPU skip it. The kernel counts each skip (bpf_prog_info.recursion_misses,
+ * 5.12+); every one is an event we did not see.
+ */
+__u64 loader__prog_misses(const struct loader *l)
+{
+	__u64 total = 0;
+	int i;
+
+	for (i = 0; i < l->nlinks; i++) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd;
+
+		if (!l->links[i] || !l->link_obj_prog[i])
+			continue;
+		fd = bpf_program__fd(l->link_obj_prog[i]);
+		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
+			total += info.recursion_misses;
+	}
+	return total;
 }
 
 int loader__read_counters(const struct loader *l, struct gmem_counters *sum)

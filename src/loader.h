@@ -34,6 +34,8 @@ const struct probe_table *loader__table(const struct loader *l);
 int loader__events_fd(const struct loader *l);
 /* Sum of the per-CPU emitted/dropped counters. */
 int loader__read_counters(const struct loader *l, struct gmem_counters *sum);
+/* Runs of our attached programs the kernel skipped (recursion/preemption), summed. */
+__u64 loader__prog_misses(const struct loader *l);
 /* Run the discovery iterators; *recs is malloc'd (one per file, deduplicated). */
 int loader__scan(struct loader *l, struct gmem_scan_rec **recs, size_t *n);
 /* Scans go through /proc: discover/release stay live, and the table says how and why. */

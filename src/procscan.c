@@ -3,14 +3,17 @@
  * procscan.c - find live guest_memfd files through /proc, for kernels that refuse BPF
  * iterators (or when asked to, for comparison).
  *
- * A gmem fd reads as "anon_inode:[kvm-gmem]" in /proc/PID/fd, and a gmem mapping shows the same
- * name, with its inode number, in /proc/PID/maps. The populated size comes from cachestat(2)
+ * A gmem fd reads as "anon_inode:[kvm-gmem]" in /proc/PID/fd up to 6.18; from 6.19 guest_memfd
+ * has its own pseudo-filesystem and the link reads "/[kvm-gmem] (deleted)", which a file of that
+ * name could also read, so that form is confirmed by the filesystem's magic (statfs through the
+ * link). A gmem mapping shows the same name, with its inode number, in /proc/PID/maps. The populated size comes from cachestat(2)
  * (6.5+) on a copy of the fd taken with pidfd_getfd(2). The VM is the holding process: the
  * pid in kvm->stats_id is the thread that created the VM, which for a VMM is its main thread.
  * Slower than the iterators (a readlink per fd on the host) and blind to a mapping whose fd was
  * closed when the holder cannot be asked for the size; it is the fallback, not the default.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,12 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "procscan.h"
 
 #define GMEM_LINK "anon_inode:[kvm-gmem]"
+#define GMEM_LINK_FS "/[kvm-gmem] (deleted)" /* 6.19+: alloc_file_pseudo on its own fs */
+#define GUEST_MEMFD_MAGIC 0x474d454d
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -88,6 +94,17 @@ static __u64 populated_pages(int pid, int fd)
 	return pages;
 }
 
+static bool is_gmem_fd(const char *path, const char *link, size_t len)
+{
+	struct statfs sfs;
+
+	if (len == strlen(GMEM_LINK) && !memcmp(link, GMEM_LINK, len))
+		return true;
+	if (len != strlen(GMEM_LINK_FS) || memcmp(link, GMEM_LINK_FS, len))
+		return false;
+	return statfs(path, &sfs) == 0 && (unsigned long)sfs.f_type == GUEST_MEMFD_MAGIC;
+}
+
 static int scan_fds(int pid, struct gmem_scan_rec **recs, size_t *n, size_t *cap)
 {
 	char dir[64], path[128], link[64];
@@ -108,7 +125,7 @@ static int scan_fds(int pid, struct gmem_scan_rec **recs, size_t *n, size_t *cap
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		len = readlink(path, link, sizeof(link) - 1);
-		if (len != (ssize_t)strlen(GMEM_LINK) || memcmp(link, GMEM_LINK, len))
+		if (len < 0 || !is_gmem_fd(path, link, len))
 			continue;
 		if (stat(path, &st))
 			continue;

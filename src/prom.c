@@ -452,7 +452,8 @@ static void render__self(struct render *r, const struct prom_extra *extra)
 	strbuf__printf(r->out, "gmemscope_events_total %llu\n",
 		       (unsigned long long)r->t->events);
 	render__family(r, "gmemscope_events_dropped_total", FAM_COUNTER,
-		       "Event records lost before reaching the model (ring buffer full).");
+		       "Event records lost before reaching the model (ring buffer full, or a "
+		       "probe run the kernel skipped).");
 	strbuf__printf(r->out, "gmemscope_events_dropped_total %llu\n",
 		       (unsigned long long)r->t->events_dropped);
 	render__family(r, "gmemscope_file_series_capped", FAM_GAUGE,

@@ -183,7 +183,8 @@ static int handle_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Turn the kernel's failed-reservation counters into LOST records, so a consumer (and a
+/* Turn the kernel's failed-reservation counters, and the runs of our programs the kernel
+ * skipped, into LOST records, so a consumer (and a
  * recording) knows exactly how much it did not see. */
 static void check_drops(struct source *s)
 {
@@ -196,6 +197,8 @@ static void check_drops(struct source *s)
 		return;
 	for (k = 0; k < GMEM_EV_KIND_MAX; k++)
 		total += c.dropped[k];
+	s->st.missed = loader__prog_misses(s->loader);
+	total += s->st.missed;
 	if (total <= s->dropped_seen)
 		return;
 	e.a = total - s->dropped_seen;

@@ -30,7 +30,8 @@ struct source_opts {
 struct source_stats {
 	__u64 records;      /* ring buffer records consumed */
 	__u64 synthesized;  /* records made by user space */
-	__u64 dropped;      /* records the kernel could not reserve (reported as LOST) */
+	__u64 dropped;      /* records lost: not reserved, or a program run skipped (LOST) */
+	__u64 missed;       /* of those, program runs the kernel skipped (recursion_misses) */
 	__u64 scans;
 	__u64 scan_ns_last; /* how long the last scan took */
 	__u64 scan_errors;

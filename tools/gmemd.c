@@ -187,8 +187,13 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 	size_t n = 0;
 
 	source__stats(ctx, &st);
-	if (max < 2)
+	if (max < 3)
 		return 0;
+	stats[n++] = (struct prom_stat){ "gmemscope_probe_misses_total",
+					 "Runs of gmemscope's BPF programs the kernel skipped (a "
+					 "program preempted or re-entered on a CPU); each is an event "
+					 "not seen, also counted in gmemscope_events_dropped_total.",
+					 PROM_STAT_COUNTER, false, st.missed, 0 };
 	stats[n++] = (struct prom_stat){ "gmemscope_scans_total",
 					 "Liveness/discovery scans of guest_memfd files run.",
 					 PROM_STAT_COUNTER, false, st.scans, 0 };

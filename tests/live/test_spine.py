@@ -17,7 +17,7 @@ import time
 import pytest
 
 from gmemtest import (GMEMD, LAB_KERNEL, NO_FENTRY, SOURCES, TIER_ARGS, Gmemd, Load,
-                      require_live, run_load, truth_counters, wait_until, where)
+                      exact_or_missed, require_live, run_load, truth_counters, wait_until, where)
 
 PAGE = 4096
 
@@ -51,17 +51,22 @@ def vm_counters(m, vm):
 def wait_match(d, vm, want, timeout=15):
     """Counters converge once the ring is drained and releases are scanned: poll, then
     compare exactly (the last difference is the failure message)."""
-    got = None
+    got = m = None
 
     def same():
-        nonlocal got
+        nonlocal got, m
         d.scan()
-        got = vm_counters(d.metrics(), vm)
+        m = d.metrics()
+        got = vm_counters(m, vm)
         return got == want
     try:
         wait_until(same, timeout=timeout, what=f"vm {vm} counters")
     except AssertionError:
         pass
+    if got != want and exact_or_missed(m, got, want):
+        print(f"{where()}: vm {vm} short by what the kernel skipped "
+              f"({m.get('gmemscope_probe_misses_total'):.0f} probe runs): {got} vs {want}")
+        return
     assert got == want
 
 
@@ -93,12 +98,15 @@ def test_probe_tells_the_truth_about_both_tiers():
     assert p.returncode == 0, p.stderr
     t = json.loads(p.stdout)
     rows = {r["event"]: r for r in t["events"]}
-    fentry_events = ("create", "release", "fault", "prepare", "punch_hole", "free_folio")
+    # free_folio stays on the filemap tracepoint: kvm_gmem_free_folio runs after the page cache
+    # cleared folio->mapping, so it cannot name the file (or the VM) a folio left.
+    fentry_events = ("create", "bind", "release", "fault", "prepare", "punch_hole")
     if LAB_KERNEL and not NO_FENTRY:
         assert t["fentry_permitted"] is True, t["fentry_reason"]
         for ev in fentry_events:
             assert rows[ev]["tier"] == "fentry" and rows[ev]["state"] == "live", (where(), rows[ev])
-        for ev in ("discover", "page_alloc", "conversion", "direct_map_secretmem", "vm_exit"):
+        for ev in ("discover", "page_alloc", "free_folio", "conversion", "direct_map_secretmem",
+                   "vm_exit", "hugepage_split"):
             assert rows[ev]["tier"] == "tracepoint" and rows[ev]["state"] == "live", rows[ev]
         return
     for ev in ("create", "bind", "discover", "release", "page_alloc", "punch_hole",
@@ -171,7 +179,8 @@ def test_one_vm_every_counter_and_gauge(gmemd):
     assert sm["available"]
     assert after[0] - before[0] == sm["pages_removed"] == 12
     assert after[1] - before[1] == sm["pages_restored"] == 12
-    assert m.get("gmemscope_events_dropped_total") == 0
+    # nothing dropped but the probe runs the kernel itself skipped (preemptible kernels)
+    assert m.get("gmemscope_events_dropped_total") == m.get("gmemscope_probe_misses_total")
 
 
 @pytest.mark.parametrize("scan", ["iter", "procfs"])
@@ -190,7 +199,9 @@ def test_vm_started_before_gmemd_is_discovered(scan):
         if scan == "procfs":
             rows = {r["event"]: r for r in d.call({"cmd": "probe"})["probe"]["events"]}
             assert rows["discover"]["state"] == "live"
-            assert "scanning /proc" in rows["release"]["reason"]
+            # releases come from the scan unless fentry on kvm_gmem_release sees them
+            if rows["release"]["tier"] == "tracepoint":
+                assert "scanning /proc" in rows["release"]["reason"]
         m = d.metrics()
         g = file_gauges(m, pid)
         assert g == {f["ino"]: {"gmem_file_size_bytes": f["size"],
@@ -266,7 +277,8 @@ def test_churn_exact(gmemd):
     restored = sum(v["secretmem"]["pages_restored"] for v in final["vms"])
     after = secretmem(m)
     assert (after[0] - before[0], after[1] - before[1]) == (removed, restored)
-    assert m.get("gmemscope_events_dropped_total") == 0
+    # nothing dropped but the probe runs the kernel itself skipped (preemptible kernels)
+    assert m.get("gmemscope_events_dropped_total") == m.get("gmemscope_probe_misses_total")
 
 
 def test_vm_retired_after_linger():
