@@ -436,6 +436,29 @@ int BPF_PROG(handle_gmem_prepare, struct kvm *kvm, u64 gfn, u64 pfn, int max_ord
 	return 0;
 }
 
+/*
+ * 7.3 replaced kvm_arch_gmem_prepare with kvm_arch_gmem_make_private(kvm, gfn, pfn, nr), called
+ * on every private lookup from kvm_gmem_get_pfn: the same event, nr pages instead of an order.
+ */
+SEC("fentry/kvm_arch_gmem_make_private")
+int BPF_PROG(handle_gmem_make_private, struct kvm *kvm, u64 gfn, u64 pfn, u64 nr)
+{
+	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
+	__u32 order = 0;
+
+	if (!e)
+		return 0;
+	while (order < 18 && (1ull << (order + 1)) <= nr)
+		order++;
+	e->vm = gmem_vm_of_kvm(kvm);
+	e->a = pfn;
+	e->b = gfn << 12;
+	e->order = order;
+	e->sub = GMEM_RMP_GMEM_PREPARE;
+	gmem_submit(e);
+	return 0;
+}
+
 /* void kvm_arch_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end), from the gmem free_folio path:
  * no kvm, no gpa. c = pages. */
 SEC("fentry/kvm_arch_gmem_invalidate")

@@ -40,7 +40,9 @@ const struct probe_event_def probe_events[] = {
 		      FUNC_OPT("handle_user_fault_entry", "kvm_gmem_fault_user_mapping"),
 		      FUNC_OPT("handle_user_fault_exit", "kvm_gmem_fault_user_mapping") } },
 	{ "prepare", "arch prepare of a gmem folio (SNP)",
-	  .fentry = { FUNC("handle_gmem_prepare", "kvm_arch_gmem_prepare") } },
+	  /* 7.3: kvm_arch_gmem_prepare became kvm_arch_gmem_make_private; either serves */
+	  .fentry = { FUNC_OPT("handle_gmem_prepare", "kvm_arch_gmem_prepare"),
+		      FUNC_OPT("handle_gmem_make_private", "kvm_arch_gmem_make_private") } },
 	{ "punch_hole", "punch holes and bytes invalidated",
 	  .tp = { TRACEFS("handle_fallocate_enter", "syscalls/sys_enter_fallocate"),
 		  TRACEFS("handle_fallocate_exit", "syscalls/sys_exit_fallocate") },

@@ -94,6 +94,15 @@ def exact_or_missed(m, got, want):
     return all(g.get(k, 0) <= v for k, v in _leaves(want))
 
 
+def _skip_if_unsupported(rc, stderr):
+    """gmem-load exits 77 when the kernel cannot run what was asked (6.12: guest_memfd without
+    MMAP|INIT_SHARED); that is the kernel lacking a feature, said as such."""
+    if rc == 77:
+        m = re.search(r"guest_memfd here lacks [^(\n]*", stderr or "")
+        kernel_lacks(m.group(0).replace("guest_memfd here lacks", "guest_memfd").strip()
+                     if m else (stderr or "what gmem-load needs").strip()[-200:])
+
+
 def require_live():
     """Skip unless this machine can run the live tier: root, /dev/kvm, kernel BTF."""
     if os.geteuid() != 0:
@@ -268,6 +277,8 @@ class Load:
             if r:
                 line = self.proc.stdout.readline()
                 if not line:
+                    self.proc.wait(timeout=10)
+                    _skip_if_unsupported(self.proc.returncode, self.stderr())
                     break
                 doc = json.loads(line)
                 self.phases[doc["phase"]] = doc
@@ -297,6 +308,7 @@ class Load:
 
 def run_load(*args, timeout=120):
     p = subprocess.run([GMEM_LOAD, *args], capture_output=True, text=True, timeout=timeout)
+    _skip_if_unsupported(p.returncode, p.stderr)
     assert p.returncode == 0, f"gmem-load {' '.join(args)} failed ({p.returncode}): {p.stderr}"
     lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
     return {d["phase"]: d for d in lines}

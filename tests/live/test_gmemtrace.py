@@ -21,8 +21,8 @@ import urllib.request
 
 import pytest
 
-from gmemtest import (BIN, GMEMD, Gmemd, Load, Metrics, free_port, require_live, run_load,
-                      stop_process, truth_counters, wait_until)
+from gmemtest import (BIN, GMEMD, TIER_ARGS, Gmemd, Load, Metrics, free_port, require_live,
+                      run_load, stop_process, truth_counters, wait_until)
 
 GMEMTRACE = os.path.join(BIN, "gmemtrace")
 PAGE = 4096
@@ -61,7 +61,8 @@ class Recorder:
     def __init__(self, out, *args):
         self.out = out
         self.log = open(out + ".log", "w+")
-        self.proc = subprocess.Popen([GMEMTRACE, "record", "-o", out, *map(str, args)],
+        args = [*map(str, args), *(TIER_ARGS if "--in-process" in args else [])]
+        self.proc = subprocess.Popen([GMEMTRACE, "record", "-o", out, *args],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: self.proc.poll() is not None or "recording to" in self.output(),
