@@ -59,7 +59,7 @@ def _run(kernel):
             res["reboots"].append(oops)
             print(f"LAB {kernel}: guest kernel crashed, booting again: {oops}")
             shutil.copy(os.path.join(out, "console.log"),
-                        os.path.join(out, f"..", f"{kernel}-suite-crash{attempt}.log"))
+                        os.path.join(out, "..", f"{kernel}-suite-crash{attempt}.log"))
         for t in lab.TIERS:
             res[t] = lab.read_junit(os.path.join(out, f"{t}.xml"))
         if not any(res[t] for t in lab.TIERS):
