@@ -47,7 +47,7 @@ def _run(kernel):
     res = {"error": None, "reboots": []}
     try:
         k = lab.fetch(kernel)
-        for attempt in range(2):
+        for attempt in range(3):
             rc, out = lab.boot(k, lab.guest_suite_cmd(LAB_TESTS), {"GMEM_BUILD": lab.BUILD},
                                tag="suite")
             oops = lab.guest_oops(out)
