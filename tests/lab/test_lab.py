@@ -55,7 +55,7 @@ def _run(kernel):
                 break
             # The guest kernel itself died (seen: an int3 Oops in trace_syscall_exit while
             # multi-threaded TCG patched a tracepoint's text on another vCPU). That is the
-            # emulator's fault, not a result: boot once more, and say so in the report.
+            # emulator's fault, not a result: boot again (three boots at most), and say so.
             res["reboots"].append(oops)
             print(f"LAB {kernel}: guest kernel crashed, booting again: {oops}")
             shutil.copy(os.path.join(out, "console.log"),
