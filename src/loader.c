@@ -43,15 +43,13 @@ struct loader {
 	 * the kvm:/kvmmmu: tracepoints and struct kvm_gmem live in /sys/kernel/btf/kvm, and
 	 * kvm_rmp_fault in kvm_amd. Only the modules that matter are read. */
 	struct btf *mod_btf[MAX_MOD_BTF];
-	char mod_name[MAX_MOD_BTF][32];
 	int nmod;
 	struct probe_facts facts;
 	struct probe_table table;
 	char tracefs[64];
 	char fentry_why[PROBE_REASON_LEN];
 	struct bpf_link *links[MAX_LINKS];
-	const char *link_prog[MAX_LINKS];
-	const struct bpf_program *link_obj_prog[MAX_LINKS];
+	const struct bpf_program *link_prog[MAX_LINKS];
 	enum probe_tier link_tier[MAX_LINKS];
 	int nlinks;
 	struct bpf_link *iter_files, *iter_vmas;
@@ -110,23 +108,22 @@ static void mark_rejected(struct loader *l, struct bpf_object *obj, enum probe_t
 
 /* ---- facts ------------------------------------------------------------------------------- */
 
-/* Which BTF holds name of kind: "vmlinux", a module's name, or NULL. Module BTF is split BTF:
- * its type ids continue vmlinux's, so a hit below vmlinux's count is vmlinux's own. */
-static const char *btf_owner(const struct loader *l, const char *name, __u32 kind)
+/* Is name of kind in vmlinux's BTF or in one of the modules'? */
+static bool in_btf(const struct loader *l, const char *name, __u32 kind)
 {
 	int i;
 
 	if (btf__find_by_name_kind(l->btf, name, kind) > 0)
-		return "vmlinux";
+		return true;
 	for (i = 0; i < l->nmod; i++)
 		if (btf__find_by_name_kind(l->mod_btf[i], name, kind) > 0)
-			return l->mod_name[i];
-	return NULL;
+			return true;
+	return false;
 }
 
 static bool has_func(void *ctx, const char *name)
 {
-	return btf_owner(ctx, name, BTF_KIND_FUNC) != NULL;
+	return in_btf(ctx, name, BTF_KIND_FUNC);
 }
 
 static bool has_tp_btf(void *ctx, const char *tp)
@@ -134,7 +131,7 @@ static bool has_tp_btf(void *ctx, const char *tp)
 	char name[128];
 
 	snprintf(name, sizeof(name), "btf_trace_%s", tp);
-	return btf_owner(ctx, name, BTF_KIND_TYPEDEF) != NULL;
+	return in_btf(ctx, name, BTF_KIND_TYPEDEF);
 }
 
 /*
@@ -157,9 +154,7 @@ static void load_module_btf(struct loader *l)
 		b = btf__parse_split(path, l->btf);
 		if (!b)
 			continue;
-		l->mod_btf[l->nmod] = b;
-		snprintf(l->mod_name[l->nmod], sizeof(l->mod_name[0]), "%s", mods[i]);
-		l->nmod++;
+		l->mod_btf[l->nmod++] = b;
 	}
 }
 
@@ -263,12 +258,11 @@ int loader__check_privileges(char *err, size_t errlen)
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-static void add_link(struct loader *l, struct bpf_link *link, const struct bpf_program *p,
-		     const char *prog, enum probe_tier tier)
+static void add_link(struct loader *l, struct bpf_link *link, const struct bpf_program *prog,
+		     enum probe_tier tier)
 {
 	if (l->nlinks < MAX_LINKS) {
 		l->links[l->nlinks] = link;
-		l->link_obj_prog[l->nlinks] = p;
 		l->link_prog[l->nlinks] = prog;
 		l->link_tier[l->nlinks] = tier;
 		l->nlinks++;
@@ -321,7 +315,7 @@ static void attach_all(struct loader *l, struct bpf_object *obj, enum probe_tier
 			probe__mark_failed(&l->table, name, tier, why);
 			continue;
 		}
-		add_link(l, link, prog, name, tier);
+		add_link(l, link, prog, tier);
 	}
 }
 
@@ -352,7 +346,8 @@ static void drop_redundant_tp(struct loader *l)
 	for (i = 0; i < l->nlinks; i++) {
 		if (l->link_tier[i] != TIER_TRACEPOINT || !l->links[i])
 			continue;
-		if (probe__want_prog(&l->facts, &l->table, l->link_prog[i], TIER_TRACEPOINT))
+		if (probe__want_prog(&l->facts, &l->table, bpf_program__name(l->link_prog[i]),
+				     TIER_TRACEPOINT))
 			continue;
 		bpf_link__destroy(l->links[i]);
 		l->links[i] = NULL;
@@ -598,9 +593,9 @@ __u64 loader__prog_misses(const struct loader *l)
 		__u32 len = sizeof(info);
 		int fd;
 
-		if (!l->links[i] || !l->link_obj_prog[i])
+		if (!l->links[i])
 			continue;
-		fd = bpf_program__fd(l->link_obj_prog[i]);
+		fd = bpf_program__fd(l->link_prog[i]);
 		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
 			total += info.recursion_misses;
 	}
