@@ -45,6 +45,7 @@ struct source {
 	__u64 urgent_scan_ns; /* earliest hinted scan, 0 = none */
 	__u64 again_scan_ns;  /* a second look after a VM exit */
 	__u64 next_dmap_ns;
+	__u64 next_misses_ns; /* probe misses cost a syscall per program: read them at this pace */
 	__u64 dmap[3];
 	bool dmap_valid;
 	bool releases_from_scan;
@@ -186,8 +187,11 @@ static int handle_record(void *ctx, void *data, size_t size)
 /* Turn the kernel's failed-reservation counters, and the runs of our programs the kernel
  * skipped, into LOST records, so a consumer (and a
  * recording) knows exactly how much it did not see. */
-static void check_drops(struct source *s)
+#define MISSES_INTERVAL_NS (100 * NS_PER_MS)
+
+static void check_drops(struct source *s, bool force)
 {
+	__u64 now = source__now_ns();
 	struct gmem_counters c;
 	struct gmem_event e = { .kind = GMEM_EV_LOST };
 	__u64 total = 0;
@@ -197,7 +201,10 @@ static void check_drops(struct source *s)
 		return;
 	for (k = 0; k < GMEM_EV_KIND_MAX; k++)
 		total += c.dropped[k];
-	s->st.missed = loader__prog_misses(s->loader);
+	if (force || now >= s->next_misses_ns) {
+		s->st.missed = loader__prog_misses(s->loader);
+		s->next_misses_ns = now + MISSES_INTERVAL_NS;
+	}
 	total += s->st.missed;
 	if (total <= s->dropped_seen)
 		return;
@@ -393,7 +400,7 @@ int source__drain(struct source *s)
 {
 	int n = ring_buffer__consume(s->rb);
 
-	check_drops(s);
+	check_drops(s, true);
 	return n;
 }
 
@@ -426,7 +433,7 @@ int source__poll(struct source *s, int timeout_ms)
 	n = ring_buffer__consume(s->rb);
 	if (n < 0)
 		return n;
-	check_drops(s);
+	check_drops(s, false);
 
 	now = source__now_ns();
 	if (now >= s->next_dmap_ns) {
