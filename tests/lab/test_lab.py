@@ -10,7 +10,6 @@ Needs root, qemu-system-x86_64, busybox-static and Debian's registry (make deps 
 first two); GMEM_LAB_KERNELS="V ..." narrows the kernels, GMEM_LAB=0 leaves the lab out.
 """
 import os
-import shutil
 import sys
 
 import pytest
@@ -41,35 +40,10 @@ _results = {}
 
 
 def _run(kernel):
-    """Boot kernel once and run LAB_TESTS on both tiers; {tier: {nodeid: (outcome, msg)}}."""
-    if kernel in _results:
-        return _results[kernel]
-    res = {"error": None, "reboots": []}
-    try:
-        k = lab.fetch(kernel)
-        for attempt in range(3):
-            rc, out = lab.boot(k, lab.guest_suite_cmd(LAB_TESTS), {"GMEM_BUILD": lab.BUILD},
-                               tag="suite")
-            oops = lab.guest_oops(out)
-            if not oops:
-                break
-            # The guest kernel itself died (seen: an int3 Oops in trace_syscall_exit while
-            # multi-threaded TCG patched a tracepoint's text on another vCPU). That is the
-            # emulator's fault, not a result: boot again (three boots at most), and say so.
-            res["reboots"].append(oops)
-            print(f"LAB {kernel}: guest kernel crashed, booting again: {oops}")
-            shutil.copy(os.path.join(out, "console.log"),
-                        os.path.join(out, "..", f"{kernel}-suite-crash{attempt}.log"))
-        for t in lab.TIERS:
-            res[t] = lab.read_junit(os.path.join(out, f"{t}.xml"))
-        if not any(res[t] for t in lab.TIERS):
-            res["error"] = (f"the guest ran no test (rc {rc}); console:\n"
-                            + lab.console_tail(out))
-        res["out"] = out
-    except lab.LabError as e:
-        res["error"] = str(e)
-    _results[kernel] = res
-    return res
+    """Boot kernel once (per session) and run LAB_TESTS on both tiers."""
+    if kernel not in _results:
+        _results[kernel] = lab.run_suite(kernel, LAB_TESTS)
+    return _results[kernel]
 
 
 def _lab_available():
