@@ -17,24 +17,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab  # noqa: E402
 
-# The guest runs these, by pytest node id. They compare every counter and gauge with
-# gmem-load's ground truth, so a tier that miscounts on a kernel fails here.
-LAB_TESTS = [
-    "tests/live/test_spine.py::test_probe_tells_the_truth_about_both_tiers",
-    "tests/live/test_spine.py::test_probe_info_metric_matches_probe",
-    "tests/live/test_spine.py::test_one_vm_every_counter_and_gauge",
-    "tests/live/test_spine.py::test_vm_started_before_gmemd_is_discovered",
-    "tests/live/test_spine.py::test_churn_exact",
-    "tests/live/test_spine.py::test_records_reach_the_model_without_a_scan",
-    "tests/live/test_gmemtrace.py::test_recording_replays_to_the_live_metrics",
-    "tests/live/test_gmemtrace.py::test_in_process_recording_matches_ground_truth",
-    "tests/live/test_exporter.py::test_promtool_accepts_a_live_scrape",
-    "tests/live/test_policy.py::test_gmemd_policy_exports_decisions",
-]
-# Left out until understood: test_several_vms_one_exits_mid_run loses one VM's records
-# intermittently on 7.2 (fentry) and 7.3 (both tiers) with no drop or probe miss counted; it
-# passes on 6.18 and on this host. See the note on the lab issue.
-
+LAB_TESTS = lab.LAB_TESTS
 KERNELS = os.environ.get("GMEM_LAB_KERNELS", " ".join(lab.KERNELS)).split()
 _results = {}
 
