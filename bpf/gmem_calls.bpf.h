@@ -76,6 +76,12 @@ static __always_inline void gmem_fallocate_begin(__u32 tid, struct inode *inode,
 	c->sub = mode;
 	c->a = offset;
 	c->b = len;
+	/* what a punch can invalidate: the part of the range inside the file */
+	{
+		__u64 size = (__u64)BPF_CORE_READ(inode, i_size);
+
+		c->c = offset >= size ? 0 : (len < size - offset ? len : size - offset);
+	}
 	c->vm = gmem_inode_vm(inode, ino);
 }
 
@@ -114,6 +120,10 @@ static __always_inline void gmem_fallocate_end(__u32 tid, __s32 ret, __u32 flags
 	e->b = c->b;
 	e->result = ret;
 	e->flags |= flags;
+	if (punch) {
+		e->c = c->c;
+		e->flags |= GMEM_EVF_INFILE;
+	}
 	gmem_submit(e);
 }
 

@@ -32,7 +32,7 @@ enum gmem_ev_kind {
 	GMEM_EV_UNBIND = 5,        /* sub=slot, result */
 	GMEM_EV_PAGE_ALLOC = 6,    /* ino, a=index, b=pages, order, sub=gmem_source */
 	GMEM_EV_PAGE_FREE = 7,     /* ino, a=index, b=pages, order */
-	GMEM_EV_PUNCH_HOLE = 8,    /* ino, a=offset, b=len bytes, result */
+	GMEM_EV_PUNCH_HOLE = 8,    /* ino, a=offset, b=len bytes, result; c: see GMEM_EVF_INFILE */
 	GMEM_EV_FALLOCATE = 9,     /* ino, a=offset, b=len bytes, result (allocating fallocate) */
 	GMEM_EV_FAULT = 10,        /* ino, a=index, c=latency ns, sub=gmem_source, result */
 	GMEM_EV_CONV_REQUEST = 11, /* tid, a=gpa, b=size bytes, sub=gmem_dir, c=exit reason */
@@ -107,6 +107,12 @@ enum gmem_tdx_op {
  * on its own file into this one record, emitted just before the FALLOCATE / PUNCH_HOLE record.
  */
 #define GMEM_EVF_RANGE    (1u << 3)
+/*
+ * PUNCH_HOLE: c is the part of [a, a + b) below the file's size when the call began, the bytes
+ * the punch could invalidate (a punch past EOF succeeds and invalidates nothing). Recordings
+ * made before this flag existed leave it clear; their punches count b.
+ */
+#define GMEM_EVF_INFILE   (1u << 4)
 
 struct gmem_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* ctl.c - control socket client helpers and shared JSON shapes. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -26,6 +30,61 @@ int ctl__connect(const char *path)
 		return err;
 	}
 	return fd;
+}
+
+const char *ctl__file_kind(const struct stat *st)
+{
+	switch (st->st_mode & S_IFMT) {
+	case S_IFSOCK: return "a socket";
+	case S_IFDIR: return "a directory";
+	case S_IFREG: return "a regular file";
+	case S_IFLNK: return "a symbolic link";
+	case S_IFIFO: return "a FIFO";
+	case S_IFCHR: return "a character device";
+	case S_IFBLK: return "a block device";
+	default: return "not a socket";
+	}
+}
+
+void ctl__why(const char *path, int err, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (err == -ENOENT) {
+		snprintf(buf, len, "no gmemd is listening on %s (no such socket: start gmemd, or "
+			 "pass the --socket it was given)", path);
+		return;
+	}
+	if (err == -ENAMETOOLONG) {
+		snprintf(buf, len, "socket path %s is too long (at most 107 bytes)", path);
+		return;
+	}
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		snprintf(buf, len, "%s is %s, not a gmemd control socket", path,
+			 ctl__file_kind(&st));
+		return;
+	}
+	if (err == -ECONNREFUSED) {
+		snprintf(buf, len, "no gmemd is listening on %s (a stale socket left behind; "
+			 "start gmemd, which replaces it)", path);
+		return;
+	}
+	if (err == -EACCES || err == -EPERM) {
+		struct group *g = lstat(path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
+		struct passwd *u = g ? getpwuid(st.st_uid) : NULL;
+		char grp[64];
+
+		if (!g) {
+			snprintf(buf, len, "permission denied on %s or its directory", path);
+			return;
+		}
+		snprintf(grp, sizeof(grp), "%s", g->gr_name);
+		snprintf(buf, len, "permission denied on %s (owner %s, group %s, mode %04o): run as "
+			 "root, or as a member of group %s (gmemd --socket-group sets it)", path,
+			 u ? u->pw_name : "?", grp, st.st_mode & 07777, grp);
+		return;
+	}
+	snprintf(buf, len, "cannot connect to %s: %s", path, strerror(-err));
 }
 
 int ctl__write_all(int fd, const void *buf, size_t len)

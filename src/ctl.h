@@ -25,6 +25,15 @@
 
 /* Connect; -errno on failure. */
 int ctl__connect(const char *path);
+/* What kind of file st describes, in words ("a directory", "a regular file", ...). */
+struct stat;
+const char *ctl__file_kind(const struct stat *st);
+/*
+ * Why connecting to path failed with err (-errno from ctl__connect), as one clause a user can
+ * act on: "no gmemd is listening on PATH (...)", "PATH is a regular file, not a control
+ * socket", "permission denied on PATH (owner root, group G, mode 0660: ...)".
+ */
+void ctl__why(const char *path, int err, char *buf, size_t len);
 /* Send req (not consumed) and read one response line; *resp is new. 0 or -errno / -EPROTO. */
 int ctl__call(int fd, json_t *req, json_t **resp);
 /* Read one '\n'-terminated line (without the '\n') into a malloc'd string; -errno or -EPROTO

@@ -76,6 +76,7 @@ static const struct {
 	{ GMEM_EVF_SYNTH, "synth" },
 	{ GMEM_EVF_SCENARIO, "scenario" },
 	{ GMEM_EVF_RANGE, "range" },
+	{ GMEM_EVF_INFILE, "infile" },
 };
 
 #define NFLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
@@ -124,6 +125,8 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
 	case GMEM_EV_PUNCH_HOLE:
 	case GMEM_EV_FALLOCATE:
 		strbuf__printf(o, " ino=%llu offset=%llu len=%llu result=%d", ino, a, b, e->result);
+		if (e->kind == GMEM_EV_PUNCH_HOLE && (e->flags & GMEM_EVF_INFILE))
+			strbuf__printf(o, " in_file=%llu", c);
 		break;
 	case GMEM_EV_FAULT:
 		strbuf__printf(o, " ino=%llu index=%llu latency_ns=%llu source=%s result=%d", ino,
@@ -175,10 +178,17 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
 
 /* ---- CSV and JSON lines ------------------------------------------------------------------ */
 
+/* What a failed stdio write says: its errno (ENOSPC on a full disk), EIO when it set none. */
+static int io_err(void)
+{
+	return errno ? -errno : -EIO;
+}
+
 int export__csv_header(FILE *f)
 {
+	errno = 0;
 	return fputs("ts_ns,kind,vm,tid,ino,a,b,c,result,sub,sub_name,order,to_order,flags\n", f) <
-	       0 ? -EIO : 0;
+	       0 ? io_err() : 0;
 }
 
 int export__csv(FILE *f, const struct gmem_event *e, const char *kind_name)
@@ -187,12 +197,13 @@ int export__csv(FILE *f, const struct gmem_event *e, const char *kind_name)
 	int n;
 
 	/* every field is a number or a name of [a-z0-9_]: nothing needs quoting */
+	errno = 0;
 	n = fprintf(f, "%llu,%s,%u,%u,%llu,%llu,%llu,%llu,%d,%u,%s,%u,%u,%u\n",
 		    (unsigned long long)e->ts_ns, kind_name, e->vm, e->tid,
 		    (unsigned long long)e->ino, (unsigned long long)e->a,
 		    (unsigned long long)e->b, (unsigned long long)e->c, e->result, e->sub,
 		    sub ? sub : "", e->order, e->to_order, e->flags);
-	return n < 0 ? -EIO : 0;
+	return n < 0 ? io_err() : 0;
 }
 
 /* json_int_t is signed: values past 2^63 (never a count, only raw fields) go as strings. */
@@ -272,8 +283,9 @@ struct perfetto {
  */
 static void pf_write(struct perfetto *p, const char *s)
 {
-	if (fputs(s, p->out) < 0)
-		p->err = -EIO;
+	errno = 0;
+	if (fputs(s, p->out) < 0 && !p->err)
+		p->err = io_err();
 }
 
 static void pf_emit(struct perfetto *p, json_t *ev)
@@ -284,8 +296,9 @@ static void pf_emit(struct perfetto *p, json_t *ev)
 	}
 	if (p->any)
 		pf_write(p, ",\n");
-	if (json_dumpf(ev, p->out, JSON_COMPACT))
-		p->err = -EIO;
+	errno = 0;
+	if (json_dumpf(ev, p->out, JSON_COMPACT) && !p->err)
+		p->err = io_err();
 	p->any = true;
 	json_decref(ev);
 }
@@ -600,8 +613,9 @@ int perfetto__finish(struct perfetto *p, const json_t *other)
 	pf_write(p, text);
 	free(text);
 	pf_write(p, "}\n");
-	if (fflush(p->out))
-		p->err = -EIO;
+	errno = 0;
+	if (fflush(p->out) && !p->err)
+		p->err = io_err();
 	return p->err;
 }
 

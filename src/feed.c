@@ -148,8 +148,7 @@ static int feed__connect(struct feed *f, char *err, size_t errlen)
 	conn_close(&f->ctl);
 	e = ctl__connect(f->socket);
 	if (e < 0) {
-		snprintf(err, errlen, "cannot connect to %s: %s%s", f->socket, strerror(-e),
-			 e == -EACCES ? " (the socket is root's: run as root)" : "");
+		ctl__why(f->socket, e, err, errlen);
 		return e;
 	}
 	f->ctl.fd = e;
@@ -324,7 +323,7 @@ int feed__snapshot(struct feed *f, json_t **out, char *err, size_t errlen)
 	}
 	e = conn_call(&f->ctl, "{\"cmd\":\"snapshot\"}\n", f->opts.timeout_ms, &resp);
 	if (e) {
-		snprintf(err, errlen, "lost %s: %s (retrying)", f->socket, strerror(-e));
+		snprintf(err, errlen, "lost %s: %s", f->socket, strerror(-e));
 		conn_close(&f->ctl);
 		return e;
 	}
@@ -355,7 +354,10 @@ int feed__stream(struct feed *f, feed_event_cb cb, void *ctx, char *err, size_t 
 		return 0;
 	e = ctl__connect(f->socket);
 	if (e < 0) {
-		snprintf(err, errlen, "cannot subscribe on %s: %s", f->socket, strerror(-e));
+		char why[400];
+
+		ctl__why(f->socket, e, why, sizeof(why));
+		snprintf(err, errlen, "cannot subscribe: %s", why);
 		return e;
 	}
 	f->stream.fd = e;

@@ -621,10 +621,14 @@ static int model__file_ev(struct model *m, const struct gmem_event *ev)
 			break;
 		}
 		vm->pub.punch_holes++;
-		vm->pub.invalidated_bytes += ev->b;
-		if (fp) {
-			fp->punch_holes++;
-			fp->invalidated_bytes += ev->b;
+		{
+			__u64 inv = ev->flags & GMEM_EVF_INFILE ? ev->c : ev->b;
+
+			vm->pub.invalidated_bytes += inv;
+			if (fp) {
+				fp->punch_holes++;
+				fp->invalidated_bytes += inv;
+			}
 		}
 		break;
 	case GMEM_EV_FALLOCATE:

@@ -626,8 +626,19 @@ int policy__open(struct policy **out, const char *spec, const struct policy_opts
 		p->obj = bpf_object__open_file(p->path, &oo);
 	}
 	if (!p->obj) {
+		char why[128];
+
 		e = -errno;
-		snprintf(err, errlen, "cannot open policy %s: %s", p->path, strerror(-e));
+		if (e == -LIBBPF_ERRNO__FORMAT || e == -LIBBPF_ERRNO__LIBELF) {
+			snprintf(why, sizeof(why), "not a BPF object file (a policy is an ELF "
+				 ".bpf.o; make builds bpf/policies/*.bpf.c into one)");
+			e = -ENOEXEC;
+		} else if (e <= -__LIBBPF_ERRNO__START) {
+			libbpf_strerror(e, why, sizeof(why));
+		} else {
+			snprintf(why, sizeof(why), "%s", strerror(-e));
+		}
+		snprintf(err, errlen, "cannot open policy %s: %s", p->path, why);
 		goto restore;
 	}
 	e = check_info(p, err, errlen);

@@ -492,7 +492,9 @@ static void render__model(struct render *r)
 	       pages_freed);
 	PER_VM(r, "gmem_punch_holes_total", FAM_COUNTER, "Successful hole punches.",
 	       punch_holes);
-	PER_VM(r, "gmem_invalidated_bytes_total", FAM_COUNTER, "Bytes invalidated by hole punches.",
+	PER_VM(r, "gmem_invalidated_bytes_total", FAM_COUNTER,
+	       "Bytes invalidated by hole punches: each punch's range clipped to the file's size "
+	       "(a punch past EOF invalidates nothing).",
 	       invalidated_bytes);
 	/* Fault zeros only once faults are seen: they need the fentry tier, and a zero where the
 	 * hook is missing would be a silent zero (gmemscope_probe_info reports the gap). */

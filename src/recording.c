@@ -308,7 +308,8 @@ static const char *const kind_fields[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_UNBIND] = "sub=slot, result",
 	[GMEM_EV_PAGE_ALLOC] = "ino, a=index, b=pages, order, sub=source; flags RANGE: c=end index",
 	[GMEM_EV_PAGE_FREE] = "ino, a=index, b=pages, order; flags RANGE: c=end index",
-	[GMEM_EV_PUNCH_HOLE] = "ino, a=offset, b=len bytes, result",
+	[GMEM_EV_PUNCH_HOLE] = "ino, a=offset, b=len bytes, result; flags INFILE: c=bytes of the "
+			       "range below the file's size (what it invalidated)",
 	[GMEM_EV_FALLOCATE] = "ino, a=offset, b=len bytes, result",
 	[GMEM_EV_FAULT] = "ino, a=index, c=latency ns, sub=source, result",
 	[GMEM_EV_CONV_REQUEST] = "tid, a=gpa, b=size bytes, sub=direction, c=exit reason",

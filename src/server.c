@@ -6,6 +6,8 @@
  * read fast enough loses records rather than stalling the daemon, and is told how many with
  * a LOST record once it has room again.
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -57,6 +59,9 @@ struct server {
 	const struct probe_table *probe;
 	struct MHD_Daemon *mhd;
 	int http_fd, ctl_fd;
+	char listen_addr[80]; /* what the HTTP socket is bound to: the port --listen :0 picked */
+	dev_t sock_dev; /* the control socket this server created, removed only if still it */
+	ino_t sock_ino;
 	struct client clients[MAX_CLIENTS];
 	int nclients;
 	__u64 start_ns;
@@ -317,6 +322,34 @@ static enum MHD_Result handle_http(void *cls, struct MHD_Connection *conn, const
 	return ret;
 }
 
+void server__sockname(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
+	}
+}
+
+const char *server__listen_addr(struct server *s)
+{
+	return s->listen_addr[0] ? s->listen_addr : NULL;
+}
+
 int server__listen_tcp(const char *hostport, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai, *p;
@@ -336,6 +369,19 @@ int server__listen_tcp(const char *hostport, char *err, size_t errlen)
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = 0;
 	}
+	{
+		char *end;
+		unsigned long port;
+
+		errno = 0;
+		port = strtoul(colon + 1, &end, 10);
+		if (*end || errno || port > 65535 || !isdigit((unsigned char)colon[1])) {
+			snprintf(err, errlen, "--listen '%s': port '%s' is not a number from 0 to "
+				 "65535 (0 picks a free one)", hostport, colon + 1);
+			return -EINVAL;
+		}
+	}
+	hints.ai_flags |= AI_NUMERICSERV;
 	e = getaddrinfo(host, colon + 1, &hints, &ai);
 	if (e) {
 		snprintf(err, errlen, "--listen '%s': %s", hostport, gai_strerror(e));
@@ -364,14 +410,21 @@ int server__listen_tcp(const char *hostport, char *err, size_t errlen)
 
 /* ---- control socket ---------------------------------------------------------------------- */
 
-static int listen_unix(const char *path, char *err, size_t errlen)
+/*
+ * The control socket at path, replacing only a stale socket: a regular file, a directory or any
+ * other non-socket there is refused, and so is a socket another server answers on. As root this
+ * must never delete a file the user asked it to create a socket next to, or over.
+ */
+static int listen_unix(struct server *s, const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char dir[sizeof(sa.sun_path)], *slash;
+	struct stat st;
 	int fd, e, probe;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "--socket '%s': path too long", path);
+		snprintf(err, errlen, "--socket '%s': path too long (at most %zu bytes)", path,
+			 sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	strcpy(dir, path);
@@ -380,15 +433,38 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 		*slash = 0;
 		mkdir(dir, 0755);
 	}
-	/* a live server answers on it; a stale file left by a crash does not */
-	probe = ctl__connect(path);
-	if (probe >= 0) {
-		close(probe);
-		snprintf(err, errlen, "control socket %s is in use by a running gmemd (stop it, "
-			 "or pick another path with --socket)", path);
-		return -EADDRINUSE;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "--socket %s: that path is %s, not a socket; refusing "
+				 "to replace it (pick another path with --socket)", path,
+				 ctl__file_kind(&st));
+			return -EEXIST;
+		}
+		/* a live server answers on it; a stale socket left by a crash refuses */
+		probe = ctl__connect(path);
+		if (probe >= 0) {
+			close(probe);
+			snprintf(err, errlen, "control socket %s is in use by a running gmemd or replay "
+				 "(stop it, or pick another path with --socket)", path);
+			return -EADDRINUSE;
+		}
+		if (probe != -ECONNREFUSED) {
+			snprintf(err, errlen, "--socket %s: cannot tell whether a server is "
+				 "listening there (%s); refusing to replace it", path,
+				 strerror(-probe));
+			return probe;
+		}
+		if (unlink(path) && errno != ENOENT) {
+			e = errno;
+			snprintf(err, errlen, "cannot remove the stale socket %s: %s", path,
+				 strerror(e));
+			return -e;
+		}
+	} else if (errno != ENOENT) {
+		e = errno;
+		snprintf(err, errlen, "--socket %s: %s", path, strerror(e));
+		return -e;
 	}
-	unlink(path);
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -399,7 +475,20 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create control socket %s: %s", path, strerror(e));
 		return -e;
 	}
-	chmod(path, 0600);
+	/* owner and group may connect: the group is root's, or the operators' (--socket-group) */
+	if ((s->opts.socket_gid >= 0 && chown(path, (uid_t)-1, (gid_t)s->opts.socket_gid)) ||
+	    chmod(path, 0660)) {
+		e = errno;
+		close(fd);
+		unlink(path);
+		snprintf(err, errlen, "cannot set the owner group or mode of control socket %s: "
+			 "%s", path, strerror(e));
+		return -e;
+	}
+	if (lstat(path, &st) == 0) {
+		s->sock_dev = st.st_dev;
+		s->sock_ino = st.st_ino;
+	}
 	return fd;
 }
 
@@ -652,9 +741,10 @@ int server__open(struct server **out, const struct server_opts *opts, char *err,
 			e = s->http_fd;
 			goto fail;
 		}
+		server__sockname(s->http_fd, s->listen_addr, sizeof(s->listen_addr));
 	}
 	if (opts->socket) {
-		s->ctl_fd = listen_unix(opts->socket, err, errlen);
+		s->ctl_fd = listen_unix(s, opts->socket, err, errlen);
 		if (s->ctl_fd < 0) {
 			e = s->ctl_fd;
 			goto fail;
@@ -706,8 +796,12 @@ void server__close(struct server *s)
 	while (s->nclients)
 		client_close(s, s->nclients - 1);
 	if (s->ctl_fd >= 0) {
+		struct stat st;
+
 		close(s->ctl_fd);
-		unlink(s->opts.socket);
+		if (lstat(s->opts.socket, &st) == 0 && st.st_dev == s->sock_dev &&
+		    st.st_ino == s->sock_ino)
+			unlink(s->opts.socket);
 	}
 	if (s->http_fd >= 0)
 		close(s->http_fd);

@@ -30,6 +30,7 @@ struct server_opts {
 	const char *name;   /* "gmemd", "gmemtrace replay": in hello and the index page */
 	const char *listen; /* HOST:PORT, NULL = no HTTP */
 	const char *socket; /* control socket path, NULL = none */
+	int socket_gid;     /* the socket's group (mode 0660), -1 = the creator's */
 	struct model_opts model;
 };
 
@@ -57,6 +58,10 @@ typedef size_t (*server_extra_fn)(void *ctx, struct prom_stat *stats, size_t max
 int server__open(struct server **out, const struct server_opts *opts, char *err, size_t errlen);
 int server__start(struct server *s, char *err, size_t errlen);
 void server__close(struct server *s);
+/* HOST:PORT the HTTP socket is bound to (the real port for --listen HOST:0); NULL if none. */
+const char *server__listen_addr(struct server *s);
+/* HOST:PORT (IPv6 as [HOST]:PORT) a socket is bound to, "?" when unknown. */
+void server__sockname(int fd, char *buf, size_t len);
 
 void server__lock(struct server *s);
 void server__unlock(struct server *s);

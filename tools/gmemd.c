@@ -8,6 +8,7 @@
  */
 #include <argp.h>
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 static struct env {
 	const char *listen;
 	const char *socket;
+	int socket_gid;
 	bool probe;
 	bool json;
 	bool verbose;
@@ -47,6 +49,7 @@ static struct env {
 } env = {
 	.listen = "127.0.0.1:9477",
 	.socket = CTL_DEFAULT_SOCKET,
+	.socket_gid = -1,
 	.ring_mb = 16,
 	.scan_interval = 2.0,
 	.retire_after = 60.0,
@@ -87,11 +90,15 @@ enum {
 	OPT_SCAN_HOW,
 	OPT_POLICY,
 	OPT_POLICY_ORDER,
+	OPT_SOCKET_GROUP,
 };
 
 static const struct argp_option opts[] = {
 	{ "listen", 'l', "HOST:PORT", 0, "Serve /metrics here (default 127.0.0.1:9477)", 0 },
 	{ "socket", 's', "PATH", 0, "Control socket (default " CTL_DEFAULT_SOCKET ")", 0 },
+	{ "socket-group", OPT_SOCKET_GROUP, "GROUP", 0,
+	  "Give the control socket to this group (name or gid; mode 0660), so its members "
+	  "run gmemtop and gmemtrace record without root (default: root's group)", 0 },
 	{ "probe", 'p', NULL, 0, "Print the probe coverage table and exit", 0 },
 	{ "json", 'j', NULL, 0, "JSON output (with --probe)", 0 },
 	{ "no-fentry", OPT_NO_FENTRY, NULL, 0, "Do not try the fentry tier", 0 },
@@ -124,6 +131,18 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case 's':
 		env.socket = arg;
 		break;
+	case OPT_SOCKET_GROUP: {
+		struct group *g = getgrnam(arg);
+		unsigned long long gid;
+
+		if (g)
+			env.socket_gid = (int)g->gr_gid;
+		else if (!cli__parse_ulong(arg, 0, 0x7fffffff, &gid))
+			env.socket_gid = (int)gid;
+		else
+			argp_error(state, "--socket-group: no group '%s' (see getent group)", arg);
+		break;
+	}
 	case 'p':
 		env.probe = true;
 		break;
@@ -256,7 +275,7 @@ static int print_probe(void)
 int main(int argc, char **argv)
 {
 	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
-	struct server_opts vo = { .name = "gmemd" };
+	struct server_opts vo = { .name = "gmemd", .socket_gid = -1 };
 	struct source_opts so = {};
 	struct server *srv = NULL;
 	struct source *src = NULL;
@@ -278,6 +297,7 @@ int main(int argc, char **argv)
 	}
 	vo.listen = env.no_http ? NULL : env.listen;
 	vo.socket = env.socket;
+	vo.socket_gid = env.socket_gid;
 	vo.model.retire_after_ns = (__u64)(env.retire_after * 1e9);
 	vo.model.max_file_series = env.max_file_series;
 	e = server__open(&srv, &vo, err, sizeof(err));
@@ -322,7 +342,7 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	fprintf(stderr, "gmemd: ready; metrics on http://%s/metrics, control socket %s\n",
-		env.no_http ? "(off)" : env.listen, env.socket);
+		env.no_http ? "(off)" : server__listen_addr(srv), env.socket);
 
 	for (;;) {
 		struct pollfd pfd[2 + 80];

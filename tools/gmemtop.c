@@ -206,8 +206,13 @@ static int take_snapshot(struct feed *feed, struct top *t, char *err, size_t err
 			snprintf(err, errlen, "a snapshot without a model");
 	}
 	json_decref(snap);
-	if (e)
+	if (e && !env.batch) {
+		/* the dashboard reconnects on its next refresh; batch mode stops (run_batch) */
+		size_t n = strlen(err);
+
+		snprintf(err + n, errlen - n, " (retrying)");
 		top__set_error(t, err);
+	}
 	return e;
 }
 
@@ -279,7 +284,7 @@ static int run_batch(struct feed *feed, struct top *t, int sig_fd)
 		}
 		next = now_ms() + (__u64)(top__interval(t) * 1000);
 		if (take_snapshot(feed, t, err, sizeof(err))) {
-			fprintf(stderr, "gmemtop: %s\n", err);
+			fprintf(stderr, "gmemtop: %s; batch mode stops here\n", err);
 			ret = 1;
 			break;
 		}

@@ -272,6 +272,7 @@ static struct record_env {
 	double scan_interval;
 	bool quiet;
 	bool verbose;
+	bool force;
 } rec_env;
 
 enum {
@@ -297,6 +298,7 @@ enum {
 	OPT_EVENTS,
 	OPT_LIST,
 	OPT_MAXFILESERIES,
+	OPT_FORCE,
 };
 
 static const char record_doc[] =
@@ -320,11 +322,17 @@ static const char record_doc[] =
 	"                                                # ring.gmtr.0, .1, ...: newest 4 kept\n"
 	"  gmemtrace record --in-process -o x.gmtr      # without gmemd\n"
 	"\v"
+	"An existing FILE is not overwritten: it is renamed FILE.old first (replacing an older\n"
+	"FILE.old), as perf record does; --force overwrites it. With rotation an existing\n"
+	"FILE.0 is refused unless --force. A directory or other non-file is always refused.\n"
+	"\n"
 	"With rotation the files are FILE.0, FILE.1, ...; each is complete on its own and\n"
 	"starts with the files live at the cut (FILE_DISCOVER records).";
 
 static const struct argp_option record_opts[] = {
-	{ "output", 'o', "FILE", 0, "Write here (default " DEFAULT_OUTPUT ")", 0 },
+	{ "output", 'o', "FILE", 0, "Write here (default " DEFAULT_OUTPUT "); an existing FILE "
+	  "is kept as FILE.old", 0 },
+	{ "force", 'f', NULL, 0, "Overwrite an existing FILE (or FILE.0 when rotating)", 0 },
 	{ "duration", 'd', "SECONDS", 0, "Stop after this long", 0 },
 	{ "vm", OPT_VM, "PID[,PID...]", 0,
 	  "Only these VMs (repeatable); host-wide records are kept", 0 },
@@ -354,6 +362,9 @@ static error_t record_parse(int key, char *arg, struct argp_state *state)
 	switch (key) {
 	case 'o':
 		rec_env.output = arg;
+		break;
+	case 'f':
+		rec_env.force = true;
 		break;
 	case 'd':
 		if (cli__parse_double(arg, 0.001, 1e7, &rec_env.duration))
@@ -542,6 +553,45 @@ static void file_path(char *buf, size_t len, unsigned long seq)
 		snprintf(buf, len, "%s.%lu", rec_env.output, seq);
 	else
 		snprintf(buf, len, "%s", rec_env.output);
+}
+
+/*
+ * Never lose an earlier recording to a new one: the first output file, if it exists, becomes
+ * FILE.old (or, rotating, is refused), unless --force. 0, or -errno with the reason printed.
+ */
+static int keep_previous(void)
+{
+	char path[PATH_MAX], old[PATH_MAX + 8];
+	struct stat st;
+
+	file_path(path, sizeof(path), 0);
+	if (lstat(path, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		fprintf(stderr, "gmemtrace: -o %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "gmemtrace: -o %s is %s, not a file; refusing to write there\n",
+			path, ctl__file_kind(&st));
+		return -EEXIST;
+	}
+	if (rec_env.force)
+		return 0;
+	if (rotating()) {
+		fprintf(stderr, "gmemtrace: %s exists (an earlier rotated recording); --force "
+			"overwrites it, or pick another -o\n", path);
+		return -EEXIST;
+	}
+	snprintf(old, sizeof(old), "%s.old", path);
+	if (rename(path, old)) {
+		fprintf(stderr, "gmemtrace: cannot keep the existing %s as %s: %s (--force "
+			"overwrites it)\n", path, old, strerror(errno));
+		return -errno;
+	}
+	if (!rec_env.quiet)
+		fprintf(stderr, "gmemtrace: kept the existing %s as %s\n", path, old);
+	return 0;
 }
 
 static int carry_cb(const struct model_file *f, void *ctx)
@@ -928,10 +978,14 @@ static int do_record(int argc, char **argv)
 		c.fd = ctl__connect(rec_env.socket);
 		if (c.fd >= 0) {
 			gmemd = true;
-		} else if (rec_env.socket_given) {
-			fprintf(stderr, "gmemtrace: cannot connect to gmemd at %s: %s (is gmemd "
-				"running? --in-process records without it)\n", rec_env.socket,
-				strerror(-c.fd));
+		} else if (rec_env.socket_given ||
+			   (c.fd != -ENOENT && c.fd != -ECONNREFUSED)) {
+			/* a gmemd we may not talk to is not a reason to load probes beside it */
+			char why[400];
+
+			ctl__why(rec_env.socket, c.fd, why, sizeof(why));
+			fprintf(stderr, "gmemtrace: %s (--in-process records without gmemd)\n",
+				why);
 			goto cleanup;
 		}
 	}
@@ -965,6 +1019,8 @@ static int do_record(int argc, char **argv)
 					      "scan_interval_s", rec_env.scan_interval));
 	}
 	r.meta_base = meta;
+	if (keep_previous())
+		goto cleanup;
 	if (rec_open_file(&r, NULL, NULL)) {
 		fprintf(stderr, "gmemtrace: %s\n", r.errmsg);
 		goto cleanup;
@@ -1349,10 +1405,12 @@ static int report_vm_cb(const struct model_vm *vm, void *ctx)
 
 	fprintf(f, "\nVM %u%s   events %llu\n", vm->pid, vm->gone ? " (exited)" : "",
 		(unsigned long long)vm->events);
+	snprintf(b1, sizeof(b1), " (create failed %llu)",
+		 (unsigned long long)vm->files_create_failed);
 	fprintf(f, "  %-20s created %llu, released %llu, discovered %llu, live %llu%s\n", "files",
 		(unsigned long long)vm->files_created, (unsigned long long)vm->files_released,
 		(unsigned long long)vm->files_discovered, (unsigned long long)vm->files,
-		vm->files_create_failed ? " (create failed: some)" : "");
+		vm->files_create_failed ? b1 : "");
 	fprintf(f, "  %-20s %llu (failed %llu), unbinds %llu\n", "memslot binds",
 		(unsigned long long)vm->memslot_binds, (unsigned long long)vm->memslot_bind_failed,
 		(unsigned long long)vm->memslot_unbinds);
@@ -1742,7 +1800,7 @@ static int do_replay(int argc, char **argv)
 {
 	static const struct argp argp = { replay_opts, replay_parse, NULL, replay_doc, NULL, NULL,
 					  NULL };
-	struct server_opts vo = { .name = "gmemtrace replay" };
+	struct server_opts vo = { .name = "gmemtrace replay", .socket_gid = -1 };
 	const struct gmem_event *recs = NULL;
 	struct replay_state st = {};
 	struct recording *r = NULL;
@@ -1781,7 +1839,7 @@ static int do_replay(int argc, char **argv)
 		fprintf(stderr, "gmemtrace replay: ready; replaying %s %s; metrics on "
 			"http://%s/metrics, control socket %s\n", rp_env.file,
 			rp_env.max ? "as fast as possible" : "paced", rp_env.no_http ? "(off)" :
-			rp_env.listen, rp_env.socket);
+			server__listen_addr(srv), rp_env.socket);
 	t_start = now_ns();
 	for (;;) {
 		struct pollfd pfd[1 + 80];
@@ -1960,6 +2018,16 @@ static int do_export(int argc, char **argv)
 		return 1;
 	kinds = json_object_get(recording__meta(r), "kinds");
 	if (ex_env.out) {
+		struct stat in_st, out_st;
+
+		/* writing over the recording would destroy it before it is read */
+		if (!stat(ex_env.file, &in_st) && !stat(ex_env.out, &out_st) &&
+		    in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino) {
+			fprintf(stderr, "gmemtrace: -o %s is the recording being exported; "
+				"refusing to overwrite it (write the export elsewhere)\n",
+				ex_env.out);
+			goto cleanup;
+		}
 		out = fopen(ex_env.out, "w");
 		if (!out) {
 			fprintf(stderr, "gmemtrace: cannot create %s: %s\n", ex_env.out,
@@ -1992,8 +2060,9 @@ static int do_export(int argc, char **argv)
 			} else {
 				json_t *j = export__json(&recs[i], kn);
 
+				errno = 0;
 				if (json_dumpf(j, out, JSON_COMPACT) || fputc('\n', out) == EOF)
-					e = -EIO;
+					e = errno ? -errno : -EIO;
 				json_decref(j);
 			}
 		}
@@ -2101,6 +2170,27 @@ static int do_cat(int argc, char **argv)
 	if (!r)
 		return 1;
 	kinds = json_object_get(recording__meta(r), "kinds");
+	for (k = 0; k < cat_env.nkinds; k++) {
+		struct strbuf known = STRBUF_INIT;
+		unsigned int kind;
+		bool found = false;
+
+		for (kind = 1; kind < 256 && !found; kind++) {
+			const char *kn = export__kind_name(kinds, kind, kb, sizeof(kb));
+
+			found = !strcmp(cat_env.kinds[k], kn);
+			if (kind < GMEM_EV_KIND_MAX || strncmp(kn, "kind_", 5))
+				strbuf__printf(&known, "%s%s", known.len ? ", " : "", kn);
+		}
+		if (!found) {
+			fprintf(stderr, "gmemtrace cat: --kind %s: no such record kind; the kinds "
+				"are: %s\n", cat_env.kinds[k], strbuf__str(&known));
+			strbuf__release(&known);
+			recording__close(r);
+			return 64;
+		}
+		strbuf__release(&known);
+	}
 	while ((st = recording__next(r, &recs, &n)) > 0) {
 		for (i = 0; i < n; i++) {
 			const char *kn = export__kind_name(kinds, recs[i].kind, kb, sizeof(kb));

@@ -1,0 +1,386 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""Safe to run as root, nothing lost (issue 10): what gmemd and gmemtrace refuse to destroy,
+what they say when something is wrong, and numbers that mean what their HELP says.
+
+LIVE tests run the real gmemd on this kernel; the punch-hole test drives its own guest_memfd
+file from a child process (its pid is its vm label), so nothing else on the host disturbs it.
+CONSTRUCTED tests use a scenario recording (gmemtrace synth) as the file to protect.
+"""
+import grp
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import pytest
+
+from gmemtest import (BIN, GMEMD, ROOT, Gmemd, free_port, kernel_lacks, require_live,
+                      stop_process, wait_until)
+
+GMEMTRACE = os.path.join(BIN, "gmemtrace")
+GMEMTOP = os.path.join(BIN, "gmemtop")
+GMEM_POLICY = os.path.join(BIN, "gmem-policy")
+
+
+def run(*args, timeout=60, **kw):
+    return subprocess.run([*map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          **kw)
+
+
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix="gmem-safety-")
+    os.chmod(d, 0o1777)  # the unprivileged steps write here too
+    yield d
+    subprocess.run(["rm", "-rf", d])
+
+
+@pytest.fixture
+def recording(tmp):
+    """CONSTRUCTED: a small scenario recording, the file a mistake must not destroy."""
+    path = os.path.join(tmp, "pmc.gmtr")
+    p = run(GMEMTRACE, "synth", "private-mem-conversions", "-o", path)
+    assert p.returncode == 0, p.stderr
+    return path
+
+
+def contents(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def stale_socket(path):
+    """A socket file nobody listens on: what a crashed gmemd leaves."""
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.close()
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
+# ---- the control socket never replaces what is not a stale socket -------------------------
+
+
+def test_socket_path_that_is_a_file_or_directory_is_refused(tmp, recording):
+    require_live()
+    precious = os.path.join(tmp, "precious")
+    with open(precious, "w") as f:
+        f.write("precious\n")
+    adir = os.path.join(tmp, "adir")
+    os.mkdir(adir)
+    for path, kind in ((precious, "regular file"), (adir, "directory")):
+        for argv in ([GMEMD, "--no-http", "--socket", path],
+                     [GMEMTRACE, "replay", recording, "--no-http", "--socket", path]):
+            p = run(*argv)
+            assert p.returncode == 1, (argv, p.stderr)
+            assert f"is a {kind}, not a socket; refusing to replace it" in p.stderr, p.stderr
+            assert "ready" not in p.stderr
+    assert contents(precious) == b"precious\n"
+    assert os.path.isdir(adir)
+
+
+def test_stale_socket_is_replaced_and_live_one_refused(tmp):
+    require_live()
+    path = os.path.join(tmp, "gmemd.sock")
+    stale_socket(path)
+    d = Gmemd("--socket", path)  # the later --socket wins
+    d.socket = path
+    try:
+        assert d.call({"cmd": "hello", "proto": 1})["ok"], "gmemd serves on the replaced socket"
+        p = run(GMEMD, "--no-http", "--socket", path)
+        assert p.returncode == 1 and "in use by a running gmemd" in p.stderr, p.stderr
+        assert d.call({"cmd": "hello", "proto": 1})["ok"], "the live socket survived"
+    finally:
+        assert d.stop() == 0, d.output()
+    assert not os.path.exists(path), "gmemd removes its own socket on exit"
+
+
+def test_exit_removes_only_its_own_socket(tmp):
+    """If the path was replaced while gmemd ran, gmemd's exit leaves the new file alone."""
+    require_live()
+    path = os.path.join(tmp, "gmemd.sock")
+    d = Gmemd("--socket", path)
+    os.rename(path, path + ".moved")
+    with open(path, "w") as f:
+        f.write("someone else's\n")
+    assert d.stop() == 0, d.output()
+    assert contents(path) == b"someone else's\n"
+
+
+# ---- the operators' group: the socket is 0660, group configurable -------------------------
+
+
+def _as(uid, gid, groups, *argv):
+    extra = [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
+    return run("setpriv", f"--reuid={uid}", f"--regid={gid}", *extra, "--inh-caps=-all",
+               *argv, timeout=60)
+
+
+def test_socket_group_lets_its_members_in_and_no_one_else(tmp):
+    require_live()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as other users")
+    group = grp.getgrnam("adm")  # in base-passwd on every Debian system, gid 4
+    d = Gmemd("--socket-group", "adm")
+    try:
+        st = os.lstat(d.socket)
+        assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == group.gr_gid, oct(st.st_mode)
+        os.chmod(d.dir, 0o755)
+        member = _as(65534, 65534, [group.gr_gid], GMEMTOP, "-b", "-n", "1", "--socket",
+                     d.socket)
+        assert member.returncode == 0, f"a member of adm is let in: {member.stderr}"
+        assert "VM" in member.stdout or "vms" in member.stdout.lower(), member.stdout
+        outsider = _as(65534, 65534, [], GMEMTOP, "-b", "-n", "1", "--socket", d.socket)
+        assert outsider.returncode == 1
+        assert (f"permission denied on {d.socket} (owner root, group adm, mode 0660)"
+                in outsider.stderr), outsider.stderr
+        assert "member of group adm" in outsider.stderr
+    finally:
+        assert d.stop() == 0, d.output()
+    p = run(GMEMD, "--socket-group", "no-such-group-here", "--probe")
+    assert p.returncode != 0 and "no group 'no-such-group-here'" in p.stderr
+
+
+def test_unprivileged_record_blames_the_socket_not_bpf(tmp):
+    """Root's gmemd on the default socket; a non-root gmemtrace record (no --socket) must say
+    the socket refused it, not fall back to loading BPF and blame missing capabilities. Run in
+    a private mount namespace so the default path is ours alone."""
+    require_live()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    out = os.path.join(tmp, "r.gmtr")
+    script = textwrap.dedent(f"""
+        set -e
+        mkdir -p /run/gmemscope
+        mount -t tmpfs gmem-test /run/gmemscope
+        {GMEMD} --listen 127.0.0.1:0 > {tmp}/gmemd.log 2>&1 &
+        pid=$!
+        for i in $(seq 300); do grep -q '^gmemd: ready;' {tmp}/gmemd.log && break; sleep 0.1; done
+        rc=0
+        setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \\
+            {GMEMTRACE} record -d 1 -o {out} 2> {tmp}/record.err || rc=$?
+        kill $pid; wait $pid || true
+        echo "record rc=$rc"
+    """)
+    p = run("unshare", "--mount", "--propagation", "private", "sh", "-c", script, timeout=120)
+    assert p.returncode == 0, p.stderr + open(os.path.join(tmp, "gmemd.log")).read()
+    err = open(os.path.join(tmp, "record.err")).read()
+    assert "record rc=1" in p.stdout, (p.stdout, err)
+    assert "permission denied on /run/gmemscope/gmemd.sock" in err, err
+    assert "CAP_BPF" not in err, err
+    assert not os.path.exists(out)
+
+
+# ---- recordings are never destroyed --------------------------------------------------------
+
+
+def test_export_refuses_to_overwrite_its_input(tmp, recording):
+    before = contents(recording)
+    link = os.path.join(tmp, "same-inode")
+    os.link(recording, link)
+    for out in (recording, link):
+        p = run(GMEMTRACE, "export", recording, "-f", "csv", "-o", out)
+        assert p.returncode == 1
+        assert "is the recording being exported; refusing to overwrite it" in p.stderr
+    assert contents(recording) == before
+    assert run(GMEMTRACE, "info", recording).returncode == 0
+
+
+def test_export_to_a_full_disk_says_so(recording):
+    for fmt in ("csv", "jsonl", "perfetto"):
+        p = run(GMEMTRACE, "export", recording, "-f", fmt, "-o", "/dev/full")
+        assert p.returncode == 1, fmt
+        assert "No space left on device" in p.stderr, (fmt, p.stderr)
+
+
+def test_record_keeps_an_existing_file(tmp):
+    require_live()
+    out = os.path.join(tmp, "r.gmtr")
+    with open(out, "w") as f:
+        f.write("an earlier recording\n")
+    p = run(GMEMTRACE, "record", "--in-process", "-d", "0.5", "-o", out, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"kept the existing {out} as {out}.old" in p.stderr
+    assert contents(out + ".old") == b"an earlier recording\n"
+    assert run(GMEMTRACE, "info", out).returncode == 0, "the new recording is whole"
+    first = contents(out)
+    p = run(GMEMTRACE, "record", "--in-process", "-d", "0.5", "-o", out, "--force",
+            timeout=120)
+    assert p.returncode == 0 and "kept" not in p.stderr, p.stderr
+    assert contents(out + ".old") == b"an earlier recording\n", "--force keeps no .old"
+    assert contents(out) != first
+    # rotating: an existing FILE.0 is refused; a directory is always refused
+    with open(out + "x.0", "w") as f:
+        f.write("rotated\n")
+    p = run(GMEMTRACE, "record", "--in-process", "-d", "0.5", "--rotate-time", "1", "-o",
+            out + "x", timeout=120)
+    assert p.returncode == 1 and "--force overwrites it" in p.stderr, p.stderr
+    assert contents(out + "x.0") == b"rotated\n"
+    p = run(GMEMTRACE, "record", "--in-process", "-d", "0.5", "-o", tmp, timeout=120)
+    assert p.returncode == 1 and "is a directory, not a file" in p.stderr, p.stderr
+    assert "--force" in run(GMEMTRACE, "record", "--help").stdout
+
+
+# ---- messages that say what is wrong --------------------------------------------------------
+
+
+def test_listen_port_is_checked_and_port_0_reported(tmp):
+    require_live()
+    for bad in ("127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:9x"):
+        p = run(GMEMD, "--listen", bad, "--socket", os.path.join(tmp, "s"))
+        assert p.returncode == 1 and "is not a number from 0 to 65535" in p.stderr, p.stderr
+    d = Gmemd()
+    try:
+        # Gmemd asked for a free port; now ask for :0 and read the port back from the log
+        e = subprocess.Popen([GMEMD, "--listen", "127.0.0.1:0", "--socket",
+                              os.path.join(tmp, "z.sock")], stderr=subprocess.PIPE, text=True)
+        line = e.stderr.readline()
+        assert line.startswith("gmemd: ready; metrics on http://127.0.0.1:"), line
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        assert port != 0
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            assert b"gmemscope_uptime_seconds" in r.read()
+        assert stop_process(e) == 0
+    finally:
+        d.stop()
+
+
+def test_gmemtop_names_what_is_at_the_socket_path(tmp):
+    f = os.path.join(tmp, "file")
+    open(f, "w").close()
+    p = run(GMEMTOP, "-b", "-n", "1", "--socket", f)
+    assert p.returncode == 1 and "is a regular file, not a gmemd control socket" in p.stderr
+    p = run(GMEMTOP, "-b", "-n", "1", "--socket", tmp)
+    assert p.returncode == 1 and "is a directory, not a gmemd control socket" in p.stderr
+    p = run(GMEMTOP, "-b", "-n", "1", "--socket", os.path.join(tmp, "none"))
+    assert p.returncode == 1 and "no gmemd is listening on" in p.stderr
+    s = os.path.join(tmp, "stale")
+    stale_socket(s)
+    p = run(GMEMTOP, "-b", "-n", "1", "--socket", s)
+    assert p.returncode == 1 and "a stale socket" in p.stderr, p.stderr
+
+
+def test_gmemtop_batch_says_it_stops_when_gmemd_goes():
+    require_live()
+    d = Gmemd()
+    top = subprocess.Popen([GMEMTOP, "-b", "-d", "0.2", "--socket", d.socket],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert top.stdout.readline(), "gmemtop printed its first snapshot"
+    finally:
+        d.stop(signal.SIGKILL)
+    _, err = top.communicate(timeout=30)
+    assert top.returncode == 1, err
+    assert "batch mode stops here" in err and "retrying" not in err, err
+
+
+def test_cat_unknown_kind_is_an_error(recording):
+    p = run(GMEMTRACE, "cat", recording, "--kind", "bogus")
+    assert p.returncode == 64, p
+    assert "--kind bogus: no such record kind" in p.stderr and "conv_attr" in p.stderr
+    p = run(GMEMTRACE, "cat", recording, "--kind", "conv_attr")
+    assert p.returncode == 0 and p.stdout.count("conv_attr") > 0
+
+
+def test_policy_that_is_not_a_bpf_object_is_named_so(tmp):
+    junk = os.path.join(tmp, "junk.bpf.o")
+    with open(junk, "w") as f:
+        f.write("not elf\n")
+    p = run(GMEM_POLICY, "check", junk)
+    assert p.returncode == 1
+    assert "not a BPF object file" in p.stderr and "Unknown error" not in p.stderr, p.stderr
+
+
+def test_demo_shows_gmemd_failing_to_start():
+    """scripts/demo's readiness check must not take 'Address already in use' for ready."""
+    require_live()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = run(os.path.join(ROOT, "scripts", "demo"), "1", timeout=120,
+                env={**os.environ, "GMEMD_PORT": str(port)}, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p.stdout
+    assert "gmemd did not start" in p.stderr and "Address already in use" in p.stderr
+
+
+# ---- invalidated bytes are the bytes a punch could invalidate --------------------------------
+
+PUNCHER = textwrap.dedent(r"""
+    import ctypes, fcntl, json, os, struct, sys
+    KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD = 0xAE01, 0xC040AED4
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    kvm = os.open("/dev/kvm", os.O_RDWR)
+    vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+    def create(size, flags):
+        arg = bytearray(struct.pack("QQ6Q", size, flags, *[0] * 6))
+        try:
+            return fcntl.ioctl(vm, KVM_CREATE_GUEST_MEMFD, arg, True)
+        except OSError:
+            return -1
+    MiB, K = 1 << 20, 1 << 10
+    fd = create(MiB, 3)              # MMAP | INIT_SHARED
+    if fd < 0:
+        fd = create(MiB, 0)
+    if fd < 0:
+        print(json.dumps({"unsupported": os.strerror(ctypes.get_errno())})); sys.exit(0)
+    failed = sum(create(MiB, 1 << 63) < 0 for _ in range(2))   # flags no kernel knows
+    assert libc.fallocate(fd, 1, 0, 256 * K) == 0               # KEEP_SIZE: allocate
+    punches = [(0, 64 * K, 64 * K),              # inside the file
+               (MiB, 2 * MiB, 0),                # entirely past EOF
+               (768 * K, MiB, 256 * K),          # straddles EOF: only the part inside
+               (2 * MiB, 4 * K, 0)]
+    for off, ln, _ in punches:
+        assert libc.fallocate(fd, 3, off, ln) == 0, os.strerror(ctypes.get_errno())
+    print(json.dumps({"pid": os.getpid(), "punch_holes": len(punches),
+                      "requested": sum(p[1] for p in punches),
+                      "invalidated": sum(p[2] for p in punches), "create_failed": failed}))
+    sys.stdout.flush()
+    sys.stdin.read()                              # hold the file until told to go
+""")
+
+
+def test_punch_past_eof_invalidates_nothing(tmp):
+    """LIVE: gmem_invalidated_bytes_total counts each punch clipped to the file's size, in
+    /metrics and in a recording's report; the report counts failed creates."""
+    require_live()
+    d = Gmemd()
+    rec = os.path.join(tmp, "punch.gmtr")
+    r = subprocess.Popen([GMEMTRACE, "record", "-s", d.socket, "-o", rec], text=True,
+                         stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: os.path.exists(rec), what="recording started")
+        w = subprocess.Popen([sys.executable, "-c", PUNCHER], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        truth = json.loads(w.stdout.readline())
+        if "unsupported" in truth:
+            w.communicate(timeout=30)
+            pytest.skip(kernel_lacks(f"a guest_memfd for the default VM type "
+                                     f"({truth['unsupported']})"))
+        vm = str(truth["pid"])
+        assert truth["invalidated"] < truth["requested"], "the workload tests the clipping"
+
+        def settled():
+            d.scan()
+            m = d.metrics()
+            return m.get("gmem_punch_holes_total", vm=vm) == truth["punch_holes"] and m
+        m = wait_until(settled, what="the punches reach gmemd")
+        assert m.get("gmem_invalidated_bytes_total", vm=vm) == truth["invalidated"]
+        w.communicate("", timeout=30)
+    finally:
+        r.send_signal(signal.SIGINT)
+        r.communicate(timeout=30)
+        d.stop()
+    p = run(GMEMTRACE, "report", "-j", rec)
+    assert p.returncode == 0, p.stderr
+    v = [x for x in json.loads(p.stdout)["model"]["vms"] if str(x["vm"]) == vm][0]
+    assert v["invalidated_bytes"] == truth["invalidated"]
+    assert v["files_create_failed"] == truth["create_failed"] == 2
+    text = run(GMEMTRACE, "report", rec).stdout
+    assert f"(create failed {truth['create_failed']})" in text, text
