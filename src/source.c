@@ -41,6 +41,7 @@ struct source {
 	void *ctx;
 	struct source_opts opts;
 	struct inoset known;
+	struct inoset suspects; /* unknown files the last scan found: discovered if found again */
 	__u64 next_scan_ns;   /* periodic */
 	__u64 urgent_scan_ns; /* earliest hinted scan, 0 = none */
 	__u64 again_scan_ns;  /* a second look after a VM exit */
@@ -261,15 +262,44 @@ static void sample_dmap(struct source *s)
 	emit_synth(s, &e);
 }
 
+static int inoset_copy(struct inoset *dst, const struct inoset *src)
+{
+	*dst = *src;
+	if (!src->cap)
+		return 0;
+	dst->slots = malloc(src->cap * sizeof(__u64));
+	if (!dst->slots) {
+		*dst = (struct inoset){};
+		return -ENOMEM;
+	}
+	memcpy(dst->slots, src->slots, src->cap * sizeof(__u64));
+	return 0;
+}
+
+/*
+ * The walk of every task's fd table takes milliseconds, and files come and go meanwhile. Two
+ * rules keep that from inventing events:
+ *  - Only a file known before the walk began can be found gone. One created during the walk
+ *    may be missing from it (its task was walked already) although it is open; its CREATE
+ *    record, read after the walk, makes it known, and the next scan checks it.
+ *  - A file the walk finds but no record told us of is discovered at once only by the first
+ *    scan (what was open before we watched). Later, such a file may simply be one whose
+ *    create call has installed the fd but not yet returned, so its CREATE record is still to
+ *    come: it is discovered when the next scan finds it again and still unknown (after a
+ *    lost record, say).
+ */
 int source__scan(struct source *s)
 {
 	struct gmem_scan_rec *recs = NULL;
-	struct inoset seen = {};
+	struct inoset seen = {}, before = {}, suspects = {};
 	__u64 t0 = source__now_ns();
+	bool first = s->st.scans == 0;
 	size_t i, n = 0;
 	int err;
 
 	ring_buffer__consume(s->rb);
+	if (s->releases_from_scan && inoset_copy(&before, &s->known))
+		return -ENOMEM;
 	err = s->st.scan_procfs ? -EOPNOTSUPP : loader__scan(s->loader, &recs, &n);
 	if (err == -EOPNOTSUPP) {
 		/* iterators refused by this kernel (or --scan procfs): the slower /proc walk */
@@ -282,9 +312,10 @@ int source__scan(struct source *s)
 	}
 	if (err) {
 		s->st.scan_errors++;
+		free(before.slots);
 		return err;
 	}
-	/* creates that raced with the walk are in the ring now, not discoveries */
+	/* creates and releases that raced with the walk are in the ring now */
 	ring_buffer__consume(s->rb);
 	for (i = 0; i < n; i++) {
 		struct gmem_scan_rec *r = &recs[i];
@@ -294,6 +325,10 @@ int source__scan(struct source *s)
 			loader__note_vmm(s->loader, r->holder, r->vm);
 		if (inoset_has(&s->known, r->ino))
 			continue;
+		if (!first && !inoset_has(&s->suspects, r->ino)) {
+			inoset_add(&suspects, r->ino);
+			continue;
+		}
 		inoset_add(&s->known, r->ino);
 		struct gmem_event e = {
 			.kind = GMEM_EV_FILE_DISCOVER,
@@ -306,14 +341,19 @@ int source__scan(struct source *s)
 		};
 		emit_synth(s, &e);
 	}
+	free(s->suspects.slots);
+	s->suspects = suspects;
 	if (s->releases_from_scan) {
 		/* collect first: deleting while walking the table would skip entries */
-		__u64 *gone = calloc(s->known.n, sizeof(*gone));
+		__u64 *gone = calloc(before.n + 1, sizeof(*gone));
 		size_t ngone = 0;
 
-		for (i = 0; gone && i < s->known.cap; i++)
-			if (s->known.slots[i] && !inoset_has(&seen, s->known.slots[i]))
-				gone[ngone++] = s->known.slots[i];
+		for (i = 0; gone && i < before.cap; i++) {
+			__u64 ino = before.slots[i];
+
+			if (ino && inoset_has(&s->known, ino) && !inoset_has(&seen, ino))
+				gone[ngone++] = ino;
+		}
 		for (i = 0; i < ngone; i++) {
 			struct gmem_event e = { .kind = GMEM_EV_FILE_RELEASE, .ino = gone[i] };
 
@@ -322,6 +362,7 @@ int source__scan(struct source *s)
 		}
 		free(gone);
 	}
+	free(before.slots);
 	free(seen.slots);
 	free(recs);
 	s->st.scans++;
@@ -381,6 +422,7 @@ void source__close(struct source *s)
 	ring_buffer__free(s->rb);
 	loader__close(s->loader);
 	free(s->known.slots);
+	free(s->suspects.slots);
 	free(s);
 }
 
