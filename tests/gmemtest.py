@@ -28,7 +28,8 @@ SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
 
 # Where a test runs: LIVE on this host's kernel, or LAB inside a Debian kernel booted under
 # QEMU by tests/lab/ (GMEM_LAB names the kernel, GMEM_LAB_TIER the tier under test).
-LAB_KERNEL = os.environ.get("GMEM_LAB", "")
+# GMEM_LAB=0 (make check-host) only leaves the lab out: this is then the host, not a lab kernel.
+LAB_KERNEL = "" if os.environ.get("GMEM_LAB", "0") == "0" else os.environ["GMEM_LAB"]
 # The tier under test: "best" lets gmemd pick (fentry where the kernel permits it),
 # "tracepoint" passes --no-fentry to every gmemd the tests start.
 NO_FENTRY = os.environ.get("GMEM_NO_FENTRY") == "1"
