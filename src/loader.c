@@ -149,7 +149,7 @@ static void load_module_btf(struct loader *l)
 		struct btf *b;
 
 		snprintf(path, sizeof(path), "/sys/kernel/btf/%s", mods[i]);
-		if (access(path, R_OK))
+		if (faccessat(AT_FDCWD, path, R_OK, AT_EACCESS))
 			continue;
 		b = btf__parse_split(path, l->btf);
 		if (!b)
@@ -166,7 +166,9 @@ static bool has_tracefs(void *ctx, const char *group_tp)
 	if (!l->tracefs[0])
 		return false;
 	snprintf(path, sizeof(path), "%s/events/%s/id", l->tracefs, group_tp);
-	return access(path, R_OK) == 0;
+	/* the effective ids and capabilities decide (CAP_DAC_READ_SEARCH on root's tracefs),
+	 * not access(2)'s real ids */
+	return faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) == 0;
 }
 
 static bool has_iter(void *ctx, const char *iter)
@@ -190,13 +192,13 @@ static void find_tracefs(struct loader *l)
 
 	for (i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/events", dirs[i]);
-		if (access(path, F_OK) == 0) {
+		if (faccessat(AT_FDCWD, path, F_OK, AT_EACCESS) == 0) {
 			snprintf(l->tracefs, sizeof(l->tracefs), "%s", dirs[i]);
 			return;
 		}
 	}
 	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) == 0 &&
-	    access("/sys/kernel/tracing/events", F_OK) == 0)
+	    faccessat(AT_FDCWD, "/sys/kernel/tracing/events", F_OK, AT_EACCESS) == 0)
 		snprintf(l->tracefs, sizeof(l->tracefs), "/sys/kernel/tracing");
 }
 
