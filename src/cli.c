@@ -45,14 +45,17 @@ int cli__print_coverage(const struct loader_opts *lo, bool json, const char *pro
 		fprintf(stderr, "%s: %s\n", prog, err);
 		return 1;
 	}
+	loader__caps_plan(err, sizeof(err));
 	if (json) {
 		json_t *o = ctl__probe_json(loader__table(l));
 
+		json_object_set_new(o, "privileges", json_string(err));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(o);
 	} else {
 		probe__print(loader__table(l), stdout);
+		printf("privileges: %s\n", err);
 	}
 	loader__close(l);
 	return 0;

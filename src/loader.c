@@ -239,23 +239,106 @@ static bool try_fentry(struct loader *l, char *why, size_t whylen)
 	return true;
 }
 
-int loader__check_privileges(char *err, size_t errlen)
+/*
+ * The capabilities gmemscope needs, measured (README, "Privileges"): CAP_BPF and CAP_PERFMON to
+ * load and attach tracing programs; CAP_SYS_ADMIN because KVM's types and functions live in
+ * module BTF, which libbpf finds by walking BTF object ids (BPF_BTF_GET_NEXT_ID), also for any
+ * CO-RE type not in vmlinux; not as uid 0, CAP_DAC_READ_SEARCH to read root's tracefs.
+ */
+#define CAPB(c) (1ull << (c))
+#define CAP_BPF_ 39
+#define CAP_PERFMON_ 38
+
+static const struct {
+	int cap;
+	const char *name;
+} cap_names[] = {
+	{ CAP_BPF_, "CAP_BPF" },
+	{ CAP_PERFMON_, "CAP_PERFMON" },
+	{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN" },
+	{ CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH" },
+	{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE" },
+};
+
+static void caps_text(__u64 set, char *buf, size_t len)
+{
+	size_t i, n = 0;
+
+	buf[0] = 0;
+	for (i = 0; i < sizeof(cap_names) / sizeof(cap_names[0]); i++)
+		if (set & CAPB(cap_names[i].cap))
+			n += snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? ", " : "",
+				      cap_names[i].name);
+	if (!n)
+		snprintf(buf, len, "none");
+}
+
+static int caps_get(__u64 *eff, __u64 *prm)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2] = {};
-	__u64 eff;
 
-	if (geteuid() == 0)
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	*eff = data[0].effective | ((__u64)data[1].effective << 32);
+	*prm = data[0].permitted | ((__u64)data[1].permitted << 32);
+	return 0;
+}
+
+__u64 loader__caps_needed(void)
+{
+	return CAPB(CAP_BPF_) | CAPB(CAP_PERFMON_) | CAPB(CAP_SYS_ADMIN) |
+	       (geteuid() ? CAPB(CAP_DAC_READ_SEARCH) : 0);
+}
+
+int loader__check_privileges(char *err, size_t errlen)
+{
+	__u64 eff, prm, need = loader__caps_needed(), missing;
+	char miss[160], all[160];
+
+	if (caps_get(&eff, &prm))
+		eff = 0;
+	missing = need & ~eff;
+	if (!missing)
 		return 0;
-	if (syscall(SYS_capget, &hdr, data) == 0) {
-		eff = data[0].effective | ((__u64)data[1].effective << 32);
-		/* CAP_BPF=39, CAP_PERFMON=38 */
-		if ((eff & (1ull << 39)) && (eff & (1ull << 38)))
-			return 0;
-	}
-	snprintf(err, errlen, "permission denied: gmemscope loads BPF programs (run as root or "
-		 "grant CAP_BPF+CAP_PERFMON)");
+	caps_text(missing, miss, sizeof(miss));
+	caps_text(CAPB(CAP_BPF_) | CAPB(CAP_PERFMON_) | CAPB(CAP_SYS_ADMIN) |
+			  CAPB(CAP_DAC_READ_SEARCH), all, sizeof(all));
+	snprintf(err, errlen, "permission denied: gmemscope loads BPF programs against KVM's "
+		 "module BTF and needs root, or %s (the last only when not uid 0); missing: %s",
+		 all, miss);
 	return -EPERM;
+}
+
+int loader__drop_privileges(bool procfs, char *kept, size_t keptlen)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = {};
+	__u64 eff, prm, keep;
+
+	/* live policy swaps load programs; a /proc scan reads other processes' fd tables */
+	keep = CAPB(CAP_BPF_) | CAPB(CAP_PERFMON_);
+	if (procfs)
+		keep |= CAPB(CAP_SYS_PTRACE) | CAPB(CAP_DAC_READ_SEARCH);
+	if (caps_get(&eff, &prm))
+		return -errno;
+	keep &= prm;
+	data[0].effective = data[0].permitted = (__u32)keep;
+	data[1].effective = data[1].permitted = (__u32)(keep >> 32);
+	if (syscall(SYS_capset, &hdr, data))
+		return -errno;
+	caps_text(keep, kept, keptlen);
+	return 0;
+}
+
+void loader__caps_plan(char *buf, size_t len)
+{
+	char need[160];
+
+	caps_text(loader__caps_needed(), need, sizeof(need));
+	snprintf(buf, len, "needs %s to attach; gmemd then keeps CAP_BPF, CAP_PERFMON (live policy "
+		 "swaps), plus CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH for a /proc scan, and drops the "
+		 "rest", need);
 }
 
 /* ---- loading ----------------------------------------------------------------------------- */

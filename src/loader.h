@@ -45,5 +45,14 @@ int loader__note_vmm(struct loader *l, __u32 tgid, __u32 vm);
 
 /* Privilege and kernel preconditions, shared by every front end; 0 or -errno with err set. */
 int loader__check_privileges(char *err, size_t errlen);
+/* The capabilities loading needs here: CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, and for a uid other
+ * than 0 CAP_DAC_READ_SEARCH (a bit mask by capability number). */
+__u64 loader__caps_needed(void);
+/* After attaching: keep only CAP_BPF and CAP_PERFMON (and, for a /proc scan, CAP_SYS_PTRACE and
+ * CAP_DAC_READ_SEARCH) in this thread's permitted and effective sets, before any other thread
+ * exists. kept names what stayed. 0 or -errno. */
+int loader__drop_privileges(bool procfs, char *kept, size_t keptlen);
+/* One line for --probe: what is needed to attach and what gmemd keeps afterwards. */
+void loader__caps_plan(char *buf, size_t len);
 
 #endif /* GMEM_LOADER_H */

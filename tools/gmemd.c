@@ -329,6 +329,20 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 
+	{
+		/* attached: what the rest of the run needs, before the HTTP thread exists (threads
+		 * have their own capability sets) */
+		struct source_stats st;
+		char kept[160];
+
+		source__stats(src, &st);
+		e = loader__drop_privileges(st.scan_procfs, kept, sizeof(kept));
+		if (e) {
+			fprintf(stderr, "gmemd: cannot drop capabilities: %s\n", strerror(-e));
+			goto cleanup;
+		}
+		fprintf(stderr, "gmemd: attached; capabilities kept: %s\n", kept);
+	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
