@@ -553,8 +553,10 @@ def test_unprivileged_without_gmemd_is_told_what_to_do():
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
     assert p.stderr == ("gmemtop: no gmemd on /run/gmemscope/gmemd.sock, and the probes here "
-                        "failed: permission denied: gmemscope loads BPF programs (run as root "
-                        "or grant CAP_BPF+CAP_PERFMON)\n"), p.stderr
+                        "failed: permission denied: gmemscope loads BPF programs against KVM's "
+                        "module BTF and needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, "
+                        "CAP_DAC_READ_SEARCH (the last only when not uid 0); missing: CAP_BPF, "
+                        "CAP_PERFMON, CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH\n"), p.stderr
 
 
 # ---- in-process ---------------------------------------------------------------------------

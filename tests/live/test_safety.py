@@ -239,6 +239,8 @@ def test_listen_port_is_checked_and_port_0_reported(tmp):
         e = subprocess.Popen([GMEMD, "--listen", "127.0.0.1:0", "--socket",
                               os.path.join(tmp, "z.sock")], stderr=subprocess.PIPE, text=True)
         line = e.stderr.readline()
+        while line.startswith("gmemd: attached;"):
+            line = e.stderr.readline()
         assert line.startswith("gmemd: ready; metrics on http://127.0.0.1:"), line
         port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
         assert port != 0
@@ -452,5 +454,100 @@ def test_scan_race_creates_during_the_walk(how):
         # host-wide, so only printed: another guest_memfd user on the host may add to them
         print("anomalies (host-wide):", snap["model"]["anomalies"])
         assert d.metrics().get("gmemscope_scans_total") > 30, "the scans did run meanwhile"
+    finally:
+        assert d.stop() == 0, d.output()
+
+
+# ---- least privilege: the measured capability set, and what gmemd keeps --------------------
+
+NEEDED = ["bpf", "perfmon", "sys_admin", "dac_read_search"]  # as a uid other than 0
+CAP_BPF, CAP_PERFMON = 39, 38
+
+
+def _with_caps(caps, *argv, popen=False, **kw):
+    c = ",".join(f"+{x}" for x in caps) or ""
+    args = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            f"--inh-caps=-all{',' + c if c else ''}", *([f"--ambient-caps={c}"] if c else []),
+            *map(str, argv)]
+    if popen:
+        return subprocess.Popen(args, **kw)
+    return run(*args, timeout=60)
+
+
+def _cap_eff(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    raise AssertionError("no CapEff")
+
+
+def test_the_measured_capability_set_suffices_as_another_uid(tmp):
+    """LIVE: as uid 65534 with exactly CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN and
+    CAP_DAC_READ_SEARCH (ambient), gmemd probes what root probes, attaches, drops to CAP_BPF +
+    CAP_PERFMON, and counts a real VM exactly."""
+    require_live()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    root = json.loads(run(GMEMD, "--probe", "-j").stdout)
+    p = _with_caps(NEEDED, GMEMD, "--probe", "-j")
+    assert p.returncode == 0, p.stderr
+    mine = json.loads(p.stdout)
+    states = lambda t: {r["event"]: (r["tier"], r["state"]) for r in t["events"]}
+    assert states(mine) == states(root), "the same events live as for root"
+    assert "keeps CAP_BPF, CAP_PERFMON" in mine["privileges"]
+    port, sock = free_port(), os.path.join(tmp, "gmemd.sock")
+    log = open(os.path.join(tmp, "gmemd.log"), "w+")
+    d = _with_caps(NEEDED, GMEMD, "--listen", f"127.0.0.1:{port}", "--socket", sock,
+                   "--scan-interval", "0.5", popen=True, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: d.poll() is not None or "ready" in open(log.name).read(),
+                   timeout=30, what="gmemd ready")
+        out = open(log.name).read()
+        assert d.poll() is None, out
+        assert "capabilities kept: CAP_BPF, CAP_PERFMON" in out, out
+        assert _cap_eff(d.pid) == (1 << CAP_BPF) | (1 << CAP_PERFMON)  # setpriv execs it
+        from gmemtest import Metrics, run_load
+        import urllib.request
+        res = run_load("--vms", "1", "--files", "2", "--user-touch", "24", "--fallocate", "16",
+                       "--punch", "2")
+        v = (res.get("exit") or res["done"])["vms"][0]
+
+        def metrics():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                return Metrics(r.read().decode())
+
+        def settled():
+            m = metrics()
+            return m.get("gmem_files_released_total", vm=v["pid"]) == 2 and m
+        m = wait_until(settled, timeout=20, what="the VM counted")
+        assert m.get("gmem_files_created_total", vm=v["pid"]) == v["files_created"] == 2
+        for src in ("user_fault", "fallocate"):
+            assert (m.get("gmem_pages_allocated_total", vm=v["pid"], source=src)
+                    == v["pages_allocated"][src]), src
+        assert m.get("gmem_punch_holes_total", vm=v["pid"]) == v["punch_holes"]
+    finally:
+        assert stop_process(d) == 0, open(log.name).read()
+
+
+@pytest.mark.parametrize("missing", NEEDED)
+def test_each_missing_capability_is_named(missing):
+    require_live()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    p = _with_caps([c for c in NEEDED if c != missing], GMEMD, "--probe")
+    assert p.returncode == 1
+    assert f"missing: CAP_{missing.upper()}\n" in p.stderr, p.stderr
+
+
+def test_root_gmemd_keeps_only_what_it_needs():
+    require_live()
+    d = Gmemd()
+    try:
+        assert "capabilities kept: CAP_BPF, CAP_PERFMON" in d.output()
+        assert _cap_eff(d.proc.pid) == (1 << CAP_BPF) | (1 << CAP_PERFMON)
+        # what it still does with them: a live policy swap loads a BPF program
+        r = d.call({"cmd": "policy_set", "policy": "buddy"})
+        assert r["ok"], r
     finally:
         assert d.stop() == 0, d.output()

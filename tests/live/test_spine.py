@@ -411,14 +411,16 @@ def test_control_socket_in_use_fails_clearly(gmemd):
 
 
 def test_unprivileged_is_told_what_to_do():
-    """As nobody, without CAP_BPF/CAP_PERFMON: a clear message, exit 1."""
+    """As nobody, without capabilities: a clear message naming what is missing, exit 1."""
     if os.geteuid() != 0:
         pytest.skip("needs root to drop to nobody")
     p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         "--inh-caps=-all", GMEMD, "--socket", "/tmp/x.sock"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
-    assert "run as root or grant CAP_BPF+CAP_PERFMON" in p.stderr
+    assert ("needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH (the last "
+            "only when not uid 0); missing: CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, "
+            "CAP_DAC_READ_SEARCH") in p.stderr, p.stderr
 
 
 # ---- control socket ----------------------------------------------------------------------
