@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -65,6 +66,7 @@ struct server {
 	struct client clients[MAX_CLIENTS];
 	int nclients;
 	__u64 start_ns;
+	double start_wall; /* CLOCK_REALTIME seconds at start */
 	__u64 scrapes, http_bad;
 	__u64 series_dropped; /* per-file series the cap left out, summed over scrapes */
 	server_extra_fn extra_fn;
@@ -166,6 +168,10 @@ static void fill_extra(struct server *s, struct prom_extra *x, struct extra_buf 
 					    "Per-file series left out of scrapes by the "
 					    "--max-file-series cap, summed over scrapes (two per file).",
 					    PROM_STAT_COUNTER, false, s->series_dropped, 0 };
+	b->stats[n++] = (struct prom_stat){ "gmemscope_start_time_seconds",
+					    "When this server started, in seconds since the Unix epoch: "
+					    "a change means it restarted (counters began again).",
+					    PROM_STAT_GAUGE, true, 0, s->start_wall };
 	b->stats[n++] = (struct prom_stat){ "gmemscope_uptime_seconds",
 					    "Seconds since this server started.", PROM_STAT_GAUGE,
 					    true, 0, (source__now_ns() - s->start_ns) / 1e9 };
@@ -735,6 +741,12 @@ int server__open(struct server **out, const struct server_opts *opts, char *err,
 	s->http_fd = -1;
 	s->ctl_fd = -1;
 	s->start_ns = source__now_ns();
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		s->start_wall = ts.tv_sec + ts.tv_nsec / 1e9;
+	}
 	if (opts->listen) {
 		s->http_fd = server__listen_tcp(opts->listen, err, errlen);
 		if (s->http_fd < 0) {

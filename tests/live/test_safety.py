@@ -551,3 +551,49 @@ def test_root_gmemd_keeps_only_what_it_needs():
         assert r["ok"], r
     finally:
         assert d.stop() == 0, d.output()
+
+
+# ---- gmemd killed and restarted --------------------------------------------------------------
+
+
+def test_sigkill_then_restart_rediscovers_every_live_file():
+    """LIVE: gmemd SIGKILLed while a VM holds populated files, then started again on the same
+    (now stale) socket: it rediscovers every live file with its exact populated bytes, and
+    gmemscope_start_time_seconds says it restarted."""
+    require_live()
+    from gmemtest import Load
+    d = Gmemd()
+    load = Load("--vms", "1", "--files", "3", "--file-size", "4M", "--user-touch", "40",
+                "--fallocate", "24", "--punch", "1", "--linger", "60")
+    again = None
+    try:
+        vm = load.wait_phase("done")["vms"][0]
+        first = d.metrics().get("gmemscope_start_time_seconds")
+        assert first > 1.6e9, "seconds since the epoch"
+        d.stop(signal.SIGKILL)
+        assert stat.S_ISSOCK(os.lstat(d.socket).st_mode), "SIGKILL leaves the socket behind"
+        log = open(os.path.join(d.dir, "again.log"), "w+")
+        again = subprocess.Popen(d.args, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: again.poll() is not None or "ready" in open(log.name).read(),
+                   timeout=30, what="gmemd again")
+        assert again.poll() is None, open(log.name).read()
+        want = {f["ino"]: f["populated_pages"] * 4096 for f in vm["files"]}
+
+        def gauges():
+            m = d.metrics()
+            got = {int(dict(ls)["gmem"]): v for (n, ls), v in m.samples.items()
+                   if n == "gmem_populated_bytes" and dict(ls).get("vm") == str(vm["pid"])}
+            return (got == want and m) or None
+        m = wait_until(gauges, timeout=15, what="every live file rediscovered")
+        assert m.get("gmem_files", vm=vm["pid"]) == 3
+        assert m.get("gmemscope_start_time_seconds") > first
+        snap = d.call({"cmd": "snapshot"})
+        v = [x for x in snap["model"]["vms"] if x["vm"] == vm["pid"]][0]
+        assert v["files_discovered"] == 3 and v["files_created"] == 0
+        load.resume()
+        load.finish()
+    finally:
+        if load.proc.poll() is None:
+            load.proc.kill()
+        if again is not None:
+            assert stop_process(again) == 0
