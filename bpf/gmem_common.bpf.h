@@ -29,6 +29,19 @@ struct {
 } counters SEC(".maps");
 
 /*
+ * Drops by the process that was running and the record kind: the ring-full path only, so the
+ * hot path never touches it. Bumped after counters, so user space, reading this map before the
+ * counters, never sees more here than there. LRU: a process that stops dropping ages out, and
+ * its drops stay in the totals.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gmem_drop_key);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/*
  * inode -> vm. A folio freed while its inode is evicted has lost the kvm_gmem that named its VM
  * (kvm_gmem_release unlinks it first), so the VM is remembered from the file's create, first
  * folio or discovery. LRU: an inode that is never seen again ages out.
@@ -71,8 +84,16 @@ static __always_inline struct gmem_event *gmem_reserve(__u32 kind)
 		else
 			c->dropped[kind]++;
 	}
-	if (!e)
+	if (!e) {
+		struct gmem_drop_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .kind = kind };
+		__u64 one = 1, *n = bpf_map_lookup_elem(&drops, &k);
+
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		else
+			bpf_map_update_elem(&drops, &k, &one, BPF_NOEXIST);
 		return NULL;
+	}
 	e->ts_ns = bpf_ktime_get_ns();
 	e->kind = kind;
 	e->tid = (__u32)bpf_get_current_pid_tgid();

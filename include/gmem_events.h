@@ -114,6 +114,12 @@ enum gmem_tdx_op {
  */
 #define GMEM_EVF_INFILE   (1u << 4)
 
+/* The key of the drops map: the process running when a record found the ring full. */
+struct gmem_drop_key {
+	__u32 tgid;
+	__u32 kind;
+};
+
 struct gmem_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 	__u64 ino;   /* guest_memfd inode number, 0 when none */

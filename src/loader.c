@@ -441,7 +441,8 @@ static void drop_redundant_tp(struct loader *l)
 
 static int reuse_maps(struct bpf_object *obj, struct gmem_tp *tp)
 {
-	static const char *const shared[] = { "events", "counters", "ino_vm", "vmm_tgids", "calls" };
+	static const char *const shared[] = { "events", "counters", "drops", "ino_vm", "vmm_tgids",
+						"calls" };
 	struct bpf_map *m, *src;
 	size_t i;
 	int err;
@@ -685,6 +686,24 @@ __u64 loader__prog_misses(const struct loader *l)
 			total += info.recursion_misses;
 	}
 	return total;
+}
+
+int loader__read_drops(const struct loader *l, loader_drop_cb cb, void *ctx)
+{
+	struct gmem_drop_key key, next, *prev = NULL;
+	__u64 n;
+	int fd;
+
+	if (!l->tp)
+		return -ENOENT;
+	fd = bpf_map__fd(l->tp->maps.drops);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (bpf_map_lookup_elem(fd, &next, &n) == 0)
+			cb(ctx, next.tgid, next.kind, n);
+		key = next;
+		prev = &key;
+	}
+	return 0;
 }
 
 int loader__read_counters(const struct loader *l, struct gmem_counters *sum)

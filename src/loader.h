@@ -45,6 +45,10 @@ int loader__note_vmm(struct loader *l, __u32 tgid, __u32 vm);
 
 /* Privilege and kernel preconditions, shared by every front end; 0 or -errno with err set. */
 int loader__check_privileges(char *err, size_t errlen);
+/* Every (process, kind) the drops map holds, with its count so far. Read it before the
+ * counters: it never holds more than they do. */
+typedef void (*loader_drop_cb)(void *ctx, __u32 tgid, __u32 kind, __u64 n);
+int loader__read_drops(const struct loader *l, loader_drop_cb cb, void *ctx);
 /* The capabilities loading needs here: CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, and for a uid other
  * than 0 CAP_DAC_READ_SEARCH (a bit mask by capability number). */
 __u64 loader__caps_needed(void);

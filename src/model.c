@@ -942,6 +942,13 @@ int model__apply(struct model *m, const struct gmem_event *ev)
 		t->last_ts_ns = ev->ts_ns;
 	if (ev->kind == GMEM_EV_LOST) {
 		t->events_dropped += ev->a;
+		/* drops the source could pin on a process (vm) and a record kind (sub) */
+		if (ev->vm && ev->sub && ev->sub < GMEM_EV_KIND_MAX) {
+			struct vm_state *vm = u64map__get(&m->vms, ev->vm);
+
+			if (vm)
+				vm->pub.dropped[ev->sub] += ev->a;
+		}
 		return 0;
 	}
 	t->events++;
@@ -1277,6 +1284,12 @@ static json_t *json_vm(struct jctx *j, const struct model *m, const struct model
 	for (i = 0; i < GMEM_TDX_OP_MAX; i++)
 		jset(j, x, tdx_op_names[i], json_u64(vm->tdx[i]));
 	jset(j, o, "tdx_transitions", x);
+
+	x = json_object();
+	for (i = 1; i < GMEM_EV_KIND_MAX; i++)
+		if (vm->dropped[i])
+			jset(j, x, kind_names[i], json_u64(vm->dropped[i]));
+	jset(j, o, "events_dropped", x);
 
 	x = json_object();
 	jset(j, x, "removals_pages", json_u64(vm->dmap_removals));

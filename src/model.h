@@ -120,6 +120,11 @@ struct model_vm {
 	__u64 dmap_removals;
 	__u64 dmap_restores;
 
+	/* records about this VM's process the ring had no room for, by kind (LOST records that
+	 * name it): gmem_events_dropped_total{vm,kind}. Drops in other contexts (kernel threads,
+	 * probe runs the kernel skipped) are only in the host-wide total. */
+	__u64 dropped[GMEM_EV_KIND_MAX];
+
 	/* gmem_hugepage_{splits,merges}_total{from_order,to_order}, sorted by (from, to) */
 	const struct model_order_count *hugepages;
 	size_t nr_hugepages;

@@ -478,6 +478,8 @@ static void render__self(struct render *r, const struct prom_extra *extra)
 static void render__model(struct render *r)
 {
 	bool faults = r->t->by_kind[GMEM_EV_FAULT];
+	unsigned int k;
+	size_t i;
 
 	PER_VM(r, "gmem_files", FAM_GAUGE, "Live guest_memfd files.", files);
 	PER_VM(r, "gmem_files_created_total", FAM_COUNTER, "guest_memfd files created.",
@@ -490,6 +492,17 @@ static void render__model(struct render *r)
 			   offsetof(struct model_vm, pages_allocated));
 	PER_VM(r, "gmem_pages_freed_total", FAM_COUNTER, "Pages freed from guest_memfd files.",
 	       pages_freed);
+	render__family(r, "gmem_events_dropped_total", FAM_COUNTER,
+		       "Records about this VM (its process was running) that found the ring buffer "
+		       "full, by kind: its other counters are short by these. Host-wide drops are "
+		       "gmemscope_events_dropped_total.");
+	for (i = 0; i < r->nr_vms; i++)
+		for (k = 1; k < GMEM_EV_KIND_MAX; k++)
+			if (r->vms[i]->dropped[k])
+				strbuf__printf(r->out,
+					       "gmem_events_dropped_total{vm=\"%u\",kind=\"%s\"} "
+					       "%llu\n", r->vms[i]->pid, model__kind_name(k),
+					       (unsigned long long)r->vms[i]->dropped[k]);
 	PER_VM(r, "gmem_punch_holes_total", FAM_COUNTER, "Successful hole punches.",
 	       punch_holes);
 	PER_VM(r, "gmem_invalidated_bytes_total", FAM_COUNTER,

@@ -51,6 +51,8 @@ struct source {
 	bool dmap_valid;
 	bool releases_from_scan;
 	__u64 dropped_seen;
+	struct drop_seen *drops; /* per (process, kind), as the drops map said last */
+	size_t ndrops, cap_drops;
 	struct source_stats st;
 };
 
@@ -190,11 +192,58 @@ static int handle_record(void *ctx, void *data, size_t size)
  * recording) knows exactly how much it did not see. */
 #define MISSES_INTERVAL_NS (100 * NS_PER_MS)
 
+/* What the drops map said last, per (process, kind): LOST records carry the increase. */
+struct drop_seen {
+	__u32 tgid, kind;
+	__u64 n;
+};
+
+struct drop_walk {
+	struct source *s;
+	__u64 named; /* drops this walk pinned on a process */
+};
+
+static void drop_cb(void *ctx, __u32 tgid, __u32 kind, __u64 n)
+{
+	struct drop_walk *w = ctx;
+	struct source *s = w->s;
+	struct drop_seen *d = NULL;
+	size_t i;
+
+	for (i = 0; i < s->ndrops; i++)
+		if (s->drops[i].tgid == tgid && s->drops[i].kind == kind) {
+			d = &s->drops[i];
+			break;
+		}
+	if (!d) {
+		if (s->ndrops == s->cap_drops) {
+			size_t cap = s->cap_drops ? s->cap_drops * 2 : 64;
+			struct drop_seen *nd = realloc(s->drops, cap * sizeof(*nd));
+
+			if (!nd)
+				return; /* the drop stays in the unnamed remainder */
+			s->drops = nd;
+			s->cap_drops = cap;
+		}
+		d = &s->drops[s->ndrops++];
+		*d = (struct drop_seen){ .tgid = tgid, .kind = kind };
+	}
+	if (n > d->n) {
+		struct gmem_event e = { .kind = GMEM_EV_LOST, .vm = tgid, .sub = kind,
+					.a = n - d->n };
+
+		w->named += e.a;
+		d->n = n;
+		emit_synth(s, &e);
+	}
+}
+
 static void check_drops(struct source *s, bool force)
 {
 	__u64 now = source__now_ns();
 	struct gmem_counters c;
 	struct gmem_event e = { .kind = GMEM_EV_LOST };
+	struct drop_walk w = { .s = s };
 	__u64 total = 0;
 	int k;
 
@@ -209,10 +258,23 @@ static void check_drops(struct source *s, bool force)
 	total += s->st.missed;
 	if (total <= s->dropped_seen)
 		return;
-	e.a = total - s->dropped_seen;
+	/*
+	 * New drops: name the processes they happened in (one LOST record per process and kind),
+	 * then the rest (kernel threads, probe misses, entries the LRU map let go) in one more.
+	 * The map is read before the counters again, so it never holds more than they count.
+	 */
+	loader__read_drops(s->loader, drop_cb, &w);
+	if (!loader__read_counters(s->loader, &c)) {
+		total = s->st.missed;
+		for (k = 0; k < GMEM_EV_KIND_MAX; k++)
+			total += c.dropped[k];
+	}
+	s->st.dropped += total - s->dropped_seen;
+	if (total - s->dropped_seen > w.named) {
+		e.a = total - s->dropped_seen - w.named;
+		emit_synth(s, &e);
+	}
 	s->dropped_seen = total;
-	s->st.dropped += e.a;
-	emit_synth(s, &e);
 }
 
 int source__parse_directmap(const char *text, __u64 bytes[3])
@@ -423,6 +485,7 @@ void source__close(struct source *s)
 	loader__close(s->loader);
 	free(s->known.slots);
 	free(s->suspects.slots);
+	free(s->drops);
 	free(s);
 }
 
