@@ -718,7 +718,9 @@ def test_many_concurrent_clients_while_churning(gmemd):
     final = out["exit"]["vms"]
     assert sum(sum(v["pages_allocated"].values()) for v in final) > 1000
     check_exact(gmemd, final, timeout=20)
-    assert gmemd.metrics().get("gmemscope_events_dropped_total") == 0
+    # per VM: another workload on the host may overflow the ring, ours must not have
+    m = gmemd.metrics()
+    assert not [v["pid"] for v in final if m.has("gmem_events_dropped_total", vm=v["pid"])]
 
     # a pile of idle connections no longer holds scrapes off
     idle = []

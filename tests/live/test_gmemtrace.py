@@ -242,7 +242,8 @@ def test_recording_replays_to_the_live_metrics(tmp):
             start["totals"]["events"])
     bracket(rm.get("gmemscope_events_dropped_total"), "gmemscope_events_dropped_total",
             start["totals"]["events_dropped"])
-    assert rm.get("gmemscope_events_dropped_total") == 0
+    # nothing of ours dropped (host-wide drops could be any other workload's)
+    assert not rm.has("gmem_events_dropped_total", vm=v["pid"])
     for ps in ("4k", "2M", "1G"):
         if before.get("gmem_host_direct_map_bytes", page_size=ps) == \
                 after.get("gmem_host_direct_map_bytes", page_size=ps):
