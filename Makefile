@@ -25,13 +25,13 @@ endif
 .SUFFIXES:
 .SECONDARY:
 
-PKGS := libbpf libelf zlib libmicrohttpd jansson ncursesw
+PKGS := libbpf libelf zlib libmicrohttpd jansson ncursesw yaml-0.1 gnutls
 CFLAGS ?= -O2 -g
 # Reasons and labels are cut to fixed buffers on purpose: truncation is not a bug there.
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc -I$(O)/skel
 USER_CFLAGS = $(CFLAGS) $(WARN) -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -ljansson -lncursesw) -lpthread -lm
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -ljansson -lncursesw -lyaml -lgnutls) -lcrypt -lpthread -lm
 
 BPF_CFLAGS := -g -O2 --target=bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
 	-Ivmlinux -Iinclude -Ibpf
@@ -165,7 +165,8 @@ check: $(FUZZERS)
 # ---- dependencies ----------------------------------------------------------------------------
 # Debian packages, installed only when missing.
 DEB_PKGS := clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make \
-	libmicrohttpd-dev libjansson-dev libncurses-dev libcmocka-dev \
+	libmicrohttpd-dev libjansson-dev libncurses-dev libyaml-dev libgnutls28-dev libcrypt-dev \
+	libcmocka-dev openssl \
 	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf bc util-linux \
 	qemu-system-x86 busybox-static cpio kmod
 .PHONY: deps

@@ -29,6 +29,7 @@
 #include "server.h"
 #include "source.h"
 #include "strbuf.h"
+#include "webconfig.h"
 
 #define MAX_CLIENTS 64
 #define CLIENT_OUT_MAX (8u << 20)
@@ -67,7 +68,7 @@ struct server {
 	int nclients;
 	__u64 start_ns;
 	double start_wall; /* CLOCK_REALTIME seconds at start */
-	__u64 scrapes, http_bad;
+	__u64 scrapes, http_bad, http_unauthorized;
 	__u64 series_dropped; /* per-file series the cap left out, summed over scrapes */
 	server_extra_fn extra_fn;
 	void *extra_ctx;
@@ -164,6 +165,10 @@ static void fill_extra(struct server *s, struct prom_extra *x, struct extra_buf 
 					    "HTTP requests refused (bad method or path).",
 					    PROM_STAT_COUNTER, false,
 					    __atomic_load_n(&s->http_bad, __ATOMIC_RELAXED), 0 };
+	b->stats[n++] = (struct prom_stat){ "gmemscope_http_unauthorized_total",
+					    "HTTP requests refused for missing or wrong basic-auth "
+					    "credentials (--web.config.file).", PROM_STAT_COUNTER, false,
+					    __atomic_load_n(&s->http_unauthorized, __ATOMIC_RELAXED), 0 };
 	b->stats[n++] = (struct prom_stat){ "gmemscope_file_series_dropped_total",
 					    "Per-file series left out of scrapes by the "
 					    "--max-file-series cap, summed over scrapes (two per file).",
@@ -282,6 +287,28 @@ static enum MHD_Result handle_http(void *cls, struct MHD_Connection *conn, const
 	bool om;
 	int err;
 
+	if (webconfig__wants_auth(s->opts.web)) {
+		char *pass = NULL, *user = MHD_basic_auth_get_username_password(conn, &pass);
+		bool ok = webconfig__check(s->opts.web, user, pass);
+
+		if (pass)
+			memset(pass, 0, strlen(pass));
+		MHD_free(user);
+		MHD_free(pass);
+		if (!ok) {
+			struct MHD_Response *deny;
+
+			__atomic_add_fetch(&s->http_unauthorized, 1, __ATOMIC_RELAXED);
+			deny = MHD_create_response_from_buffer(strlen("unauthorized\n"),
+							       (void *)"unauthorized\n",
+							       MHD_RESPMEM_PERSISTENT);
+			if (!deny)
+				return MHD_NO;
+			ret = MHD_queue_basic_auth_fail_response(conn, "gmemscope", deny);
+			MHD_destroy_response(deny);
+			return ret;
+		}
+	}
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		__atomic_add_fetch(&s->http_bad, 1, __ATOMIC_RELAXED);
 		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n",
@@ -786,13 +813,33 @@ int server__start(struct server *s, char *err, size_t errlen)
 									   HTTP_MAX_CONNECTIONS + 256;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY, 0,
-				  NULL, NULL, handle_http, s, MHD_OPTION_LISTEN_SOCKET, s->http_fd,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CONNECTIONS,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_IDLE_TIMEOUT_S,
-				  MHD_OPTION_END);
+	if (webconfig__cert(s->opts.web)) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			snprintf(err, errlen, "this libmicrohttpd was built without TLS; HTTPS from "
+				 "--web.config.file is not possible");
+			return -ENOTSUP;
+		}
+		s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+						  MHD_USE_TLS, 0, NULL, NULL, handle_http, s,
+					  MHD_OPTION_LISTEN_SOCKET, s->http_fd,
+					  MHD_OPTION_CONNECTION_LIMIT,
+					  (unsigned int)HTTP_MAX_CONNECTIONS,
+					  MHD_OPTION_CONNECTION_TIMEOUT,
+					  (unsigned int)HTTP_IDLE_TIMEOUT_S,
+					  MHD_OPTION_HTTPS_MEM_KEY, webconfig__key(s->opts.web),
+					  MHD_OPTION_HTTPS_MEM_CERT, webconfig__cert(s->opts.web),
+					  MHD_OPTION_END);
+	} else {
+		s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY,
+					  0, NULL, NULL, handle_http, s, MHD_OPTION_LISTEN_SOCKET,
+					  s->http_fd, MHD_OPTION_CONNECTION_LIMIT,
+					  (unsigned int)HTTP_MAX_CONNECTIONS,
+					  MHD_OPTION_CONNECTION_TIMEOUT,
+					  (unsigned int)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_END);
+	}
 	if (!s->mhd) {
-		snprintf(err, errlen, "cannot start the HTTP server on %s", s->opts.listen);
+		snprintf(err, errlen, "cannot start the HTTP%s server on %s",
+			 webconfig__cert(s->opts.web) ? "S" : "", s->opts.listen);
 		return -EIO;
 	}
 	s->http_fd = -1; /* libmicrohttpd owns it now */

@@ -26,11 +26,14 @@
 struct server;
 struct source;
 
+struct web_config;
+
 struct server_opts {
 	const char *name;   /* "gmemd", "gmemtrace replay": in hello and the index page */
 	const char *listen; /* HOST:PORT, NULL = no HTTP */
 	const char *socket; /* control socket path, NULL = none */
 	int socket_gid;     /* the socket's group (mode 0660), -1 = the creator's */
+	struct web_config *web; /* TLS and basic auth for HTTP (webconfig.h), NULL = neither */
 	struct model_opts model;
 };
 

@@ -27,6 +27,7 @@
 #include "prom.h"
 #include "source.h"
 #include "server.h"
+#include "webconfig.h"
 
 #define GMEMD_VERSION "0.1.0"
 
@@ -34,6 +35,7 @@ static struct env {
 	const char *listen;
 	const char *socket;
 	int socket_gid;
+	const char *web_config;
 	bool probe;
 	bool json;
 	bool verbose;
@@ -77,6 +79,8 @@ static const char doc[] =
 	"  gmemd --probe -j            # the same as JSON\n"
 	"  curl -s localhost:9477/metrics | grep ^gmem_pages_allocated_total\n"
 	"  gmemd --policy buddy        # advise on huge-page splits with bpf/policies/buddy\n"
+	"  gmemd --listen 0.0.0.0:9477 --web.config.file /etc/gmemscope/web.yml\n"
+	"                              # all interfaces, HTTPS with basic auth\n"
 	"\v"
 	"The vm label is the VMM's pid (kvm->stats_id), gmem is the file's inode.\n"
 	"Metric names: see DESIGN.md or the HELP lines of /metrics.";
@@ -92,11 +96,15 @@ enum {
 	OPT_POLICY,
 	OPT_POLICY_ORDER,
 	OPT_SOCKET_GROUP,
+	OPT_WEB_CONFIG,
 };
 
 static const struct argp_option opts[] = {
 	{ "listen", 'l', "HOST:PORT", 0, "Serve /metrics here (default 127.0.0.1:9477)", 0 },
 	{ "socket", 's', "PATH", 0, "Control socket (default " CTL_DEFAULT_SOCKET ")", 0 },
+	{ "web.config.file", OPT_WEB_CONFIG, "FILE", 0,
+	  "TLS and basic auth for /metrics, in the Prometheus exporter-toolkit's format "
+	  "(tls_server_config: cert_file, key_file; basic_auth_users: NAME: bcrypt hash)", 0 },
 	{ "socket-group", OPT_SOCKET_GROUP, "GROUP", 0,
 	  "Give the control socket to this group (name or gid; mode 0660), so its members "
 	  "run gmemtop and gmemtrace record without root (default: root's group)", 0 },
@@ -131,6 +139,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case 's':
 		env.socket = arg;
+		break;
+	case OPT_WEB_CONFIG:
+		env.web_config = arg;
 		break;
 	case OPT_SOCKET_GROUP: {
 		struct group *g = getgrnam(arg);
@@ -281,6 +292,7 @@ int main(int argc, char **argv)
 	struct server *srv = NULL;
 	struct source *src = NULL;
 	struct policy_host *ph = NULL;
+	struct web_config *web = NULL;
 	char err[512] = "";
 	int e, sig_fd = -1, ret = 1;
 	sigset_t mask;
@@ -296,6 +308,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gmemd: %s\n", err);
 		return 1;
 	}
+	if (env.web_config) {
+		e = webconfig__load(env.web_config, &web, err, sizeof(err));
+		if (e) {
+			fprintf(stderr, "gmemd: %s\n", err);
+			return 1;
+		}
+	}
+	vo.web = web;
 	vo.listen = env.no_http ? NULL : env.listen;
 	vo.socket = env.socket;
 	vo.socket_gid = env.socket_gid;
@@ -356,8 +376,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gmemd: %s\n", err);
 		goto cleanup;
 	}
-	fprintf(stderr, "gmemd: ready; metrics on http://%s/metrics, control socket %s\n",
-		env.no_http ? "(off)" : server__listen_addr(srv), env.socket);
+	fprintf(stderr, "gmemd: ready; metrics on http%s://%s/metrics%s, control socket %s\n",
+		webconfig__cert(web) ? "s" : "", env.no_http ? "(off)" : server__listen_addr(srv),
+		webconfig__wants_auth(web) ? " (basic auth)" : "", env.socket);
 
 	for (;;) {
 		struct pollfd pfd[2 + 80];
@@ -394,6 +415,7 @@ cleanup:
 	server__close(srv);
 	source__close(src);
 	policy_host__free(ph);
+	webconfig__free(web);
 	if (sig_fd >= 0)
 		close(sig_fd);
 	return ret;

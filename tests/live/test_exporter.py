@@ -306,14 +306,15 @@ class Prometheus:
     """Debian's prometheus on a free loopback port with its own data directory, running the
     shipped example configuration and rules with the target and intervals substituted."""
 
-    def __init__(self, target, rules=True):
+    def __init__(self, target, rules=True, config=None):
         self.dir = tempfile.mkdtemp(prefix="gmem-prom-")
         self.port = free_port()
-        cfg = open(os.path.join(EXAMPLES, "prometheus.yml")).read()
-        for old, new in (("targets: ['localhost:9477']", f"targets: ['{target}']"),
+        cfg = config or open(os.path.join(EXAMPLES, "prometheus.yml")).read()
+        for old, new in (() if config else
+                         (("targets: ['localhost:9477']", f"targets: ['{target}']"),
                          ("scrape_interval: 15s", "scrape_interval: 1s"),
                          ("evaluation_interval: 15s", "evaluation_interval: 1s"),
-                         ("scrape_timeout: 10s", "scrape_timeout: 1s")):
+                         ("scrape_timeout: 10s", "scrape_timeout: 1s"))):
             assert old in cfg, f"examples/prometheus/prometheus.yml no longer has {old!r}"
             cfg = cfg.replace(old, new)
         if not rules:

@@ -31,6 +31,7 @@ static const struct {
 	{ "gmem_populated_bytes", "gauge" },
 	{ "gmem_pages_allocated_total", "counter" },
 	{ "gmem_pages_freed_total", "counter" },
+	{ "gmem_events_dropped_total", "counter" },
 	{ "gmem_punch_holes_total", "counter" },
 	{ "gmem_invalidated_bytes_total", "counter" },
 	{ "gmem_faults_total", "counter" },
