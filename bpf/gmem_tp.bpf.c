@@ -438,10 +438,14 @@ int BPF_PROG(handle_process_exit, struct task_struct *task)
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 	__u32 *vm = bpf_map_lookup_elem(&vmm_tgids, &tgid);
 	struct gmem_event *e;
-	__u32 v;
+	__u32 tid, v;
 
 	if (!vm)
 		return 0;
+	/* a VMM thread (vCPU, main) leaves: its call context goes with it, so the map holds
+	 * only live threads rather than filling to its LRU bound over many VMs */
+	tid = BPF_CORE_READ(task, pid);
+	bpf_map_delete_elem(&calls, &tid);
 	/* do_exit() drops signal->live before this tracepoint: 0 means the last thread. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/capability.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -817,6 +818,51 @@ void loader__use_procfs_scan(struct loader *l, const char *why)
 		r->state = PROBE_LIVE;
 		snprintf(r->reason, sizeof(r->reason), "scanning /proc: %s", why);
 	}
+}
+
+int loader__forget_ino(struct loader *l, __u64 ino)
+{
+	if (!l->tp)
+		return -ENOENT;
+	return bpf_map_delete_elem(bpf_map__fd(l->tp->maps.ino_vm), &ino) ? -errno : 0;
+}
+
+int loader__map_entries(const struct loader *l, const char *name)
+{
+	struct bpf_map *m = l->tp ? bpf_object__find_map_by_name(l->tp->obj, name) : NULL;
+	__u8 key[64], next[64];
+	void *prev = NULL;
+	int n = 0, fd;
+
+	if (!m || bpf_map__key_size(m) > sizeof(key))
+		return -ENOENT;
+	fd = bpf_map__fd(m);
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, bpf_map__key_size(m));
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
+int loader__sweep_vmms(struct loader *l)
+{
+	__u32 key, next, *prev = NULL, gone[256];
+	int fd, n = 0, i;
+
+	if (!l->tp)
+		return -ENOENT;
+	fd = bpf_map__fd(l->tp->maps.vmm_tgids);
+	while (n < 256 && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		/* a scan can note a VMM that exits right after its walk: its exit never comes */
+		if (kill((pid_t)next, 0) && errno == ESRCH)
+			gone[n++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &gone[i]);
+	return n;
 }
 
 int loader__note_vmm(struct loader *l, __u32 tgid, __u32 vm)

@@ -41,6 +41,12 @@ int loader__scan(struct loader *l, struct gmem_scan_rec **recs, size_t *n);
 /* Scans go through /proc: discover/release stay live, and the table says how and why. */
 void loader__use_procfs_scan(struct loader *l, const char *why);
 /* Tell the probes that tgid is the VMM of vm (for VMs discovered by a scan). */
+/* A released file's inode leaves the ino -> vm map (once its folios are gone). */
+int loader__forget_ino(struct loader *l, __u64 ino);
+/* Entries in one of the shared maps ("ino_vm", "vmm_tgids", "calls", "drops"), or -errno. */
+int loader__map_entries(const struct loader *l, const char *name);
+/* Drop VMM processes that no longer exist from vmm_tgids; how many went. */
+int loader__sweep_vmms(struct loader *l);
 int loader__note_vmm(struct loader *l, __u32 tgid, __u32 vm);
 
 /* Privilege and kernel preconditions, shared by every front end; 0 or -errno with err set. */

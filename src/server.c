@@ -576,6 +576,18 @@ static json_t *server_json(struct server *s)
 								      (json_int_t)kc.dropped[i]));
 			json_object_set_new(o, "kernel_records", k);
 		}
+		{
+			static const char *const maps[] = { "ino_vm", "vmm_tgids", "calls", "drops" };
+			json_t *k = json_object();
+
+			for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+				int n = source__map_entries(s->src, maps[i]);
+
+				if (n >= 0)
+					json_object_set_new(k, maps[i], json_integer(n));
+			}
+			json_object_set_new(o, "bpf_map_entries", k);
+		}
 	}
 	return o;
 }

@@ -51,6 +51,10 @@ struct source {
 	bool dmap_valid;
 	bool releases_from_scan;
 	__u64 dropped_seen;
+	struct forget {
+		__u64 ino, at;
+	} *forget; /* released inodes to drop from ino_vm, in release order */
+	size_t nforget, cap_forget;
 	struct drop_seen *drops; /* per (process, kind), as the drops map said last */
 	size_t ndrops, cap_drops;
 	struct source_stats st;
@@ -153,6 +157,44 @@ static void schedule(__u64 *slot, __u64 when)
 		*slot = when;
 }
 
+/*
+ * A released file's inode stays in the BPF ino -> vm map until its folios are surely freed
+ * (eviction frees them right after the release, in the same task), then leaves it: the map
+ * holds the live files, not every file since the start.
+ */
+#define FORGET_AFTER_NS (2000 * NS_PER_MS)
+
+static void forget_later(struct source *s, __u64 ino)
+{
+	if (s->nforget == s->cap_forget) {
+		size_t cap = s->cap_forget ? s->cap_forget * 2 : 256;
+		struct forget *nf = realloc(s->forget, cap * sizeof(*nf));
+
+		if (!nf)
+			return; /* the LRU bound still holds */
+		s->forget = nf;
+		s->cap_forget = cap;
+	}
+	s->forget[s->nforget++] = (struct forget){ ino, source__now_ns() + FORGET_AFTER_NS };
+}
+
+static void forget_due(struct source *s, __u64 now)
+{
+	size_t i = 0, k;
+
+	while (i < s->nforget && s->forget[i].at <= now) {
+		/* a file with that number live again (a discovery, a new create) keeps its entry */
+		if (!inoset_has(&s->known, s->forget[i].ino))
+			loader__forget_ino(s->loader, s->forget[i].ino);
+		i++;
+	}
+	if (!i)
+		return;
+	for (k = i; k < s->nforget; k++)
+		s->forget[k - i] = s->forget[k];
+	s->nforget -= i;
+}
+
 static int handle_record(void *ctx, void *data, size_t size)
 {
 	struct source *s = ctx;
@@ -170,6 +212,7 @@ static int handle_record(void *ctx, void *data, size_t size)
 		break;
 	case GMEM_EV_FILE_RELEASE:
 		inoset_del(&s->known, e.ino);
+		forget_later(s, e.ino);
 		break;
 	case GMEM_EV_FD_CLOSE:
 		now = source__now_ns();
@@ -420,6 +463,7 @@ int source__scan(struct source *s)
 			struct gmem_event e = { .kind = GMEM_EV_FILE_RELEASE, .ino = gone[i] };
 
 			inoset_del(&s->known, gone[i]);
+			forget_later(s, gone[i]);
 			emit_synth(s, &e);
 		}
 		free(gone);
@@ -427,6 +471,7 @@ int source__scan(struct source *s)
 	free(before.slots);
 	free(seen.slots);
 	free(recs);
+	loader__sweep_vmms(s->loader);
 	s->st.scans++;
 	s->st.scan_ns_last = source__now_ns() - t0;
 	return 0;
@@ -486,6 +531,7 @@ void source__close(struct source *s)
 	free(s->known.slots);
 	free(s->suspects.slots);
 	free(s->drops);
+	free(s->forget);
 	free(s);
 }
 
@@ -541,6 +587,7 @@ int source__poll(struct source *s, int timeout_ms)
 	check_drops(s, false);
 
 	now = source__now_ns();
+	forget_due(s, now);
 	if (now >= s->next_dmap_ns) {
 		sample_dmap(s);
 		s->next_dmap_ns = now + s->opts.dmap_interval_ns;
@@ -555,6 +602,11 @@ int source__poll(struct source *s, int timeout_ms)
 		s->next_scan_ns = source__now_ns() + s->opts.scan_interval_ns;
 	}
 	return n < 0 ? 0 : n;
+}
+
+int source__map_entries(const struct source *s, const char *name)
+{
+	return loader__map_entries(s->loader, name);
 }
 
 int source__kernel_counters(const struct source *s, struct gmem_counters *c)

@@ -54,6 +54,8 @@ int source__scan(struct source *s);
 const struct probe_table *source__table(const struct source *s);
 /* The probes' own per-kind counts: records emitted into the ring and records that found it
  * full. emitted[k] is what a consumer that lost nothing has seen of kind k. */
+/* Entries in one of the probes' shared BPF maps (loader__map_entries), or -errno. */
+int source__map_entries(const struct source *s, const char *name);
 int source__kernel_counters(const struct source *s, struct gmem_counters *c);
 void source__stats(const struct source *s, struct source_stats *st);
 

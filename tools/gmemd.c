@@ -9,6 +9,7 @@
 #include <argp.h>
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -295,6 +296,7 @@ int main(int argc, char **argv)
 	struct web_config *web = NULL;
 	char err[512] = "";
 	int e, sig_fd = -1, ret = 1;
+	__u64 retired_seen = 0;
 	sigset_t mask;
 
 	e = argp_parse(&argp, argc, argv, 0, NULL, NULL);
@@ -401,6 +403,12 @@ int main(int argc, char **argv)
 		server__lock(srv);
 		e = source__poll(src, 0);
 		model__tick(server__model(srv), source__now_ns());
+		/* a wave of retired VMs leaves free chunks all over the heap: give them back, so
+		 * gmemd's RSS follows the VMs it watches, not the most it ever watched */
+		if (model__totals(server__model(srv))->vms_retired != retired_seen) {
+			retired_seen = model__totals(server__model(srv))->vms_retired;
+			malloc_trim(0);
+		}
 		policy_host__tick(ph, source__now_ns());
 		server__handle(srv, pfd + n, nsrv);
 		server__unlock(srv);
