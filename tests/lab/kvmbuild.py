@@ -19,8 +19,14 @@ vmlinux (module BTF is split BTF against that vmlinux; pahole is this host's). T
 each module must equal the stock one, or the build fails. Modules are built unsigned: the config
 does not force signatures, so they load and taint the kernel (out-of-tree, unsigned).
 
+The same tree builds the kernel's own KVM selftests guest_memfd_test and
+x86/private_mem_conversions_test (`make headers`, then the two targets of
+tools/testing/selftests/kvm, with this host's gcc): the lab runs them under gmemd as peer
+workloads (tests/live/test_conversions.py).
+
 The result is cached under build/lab/kvm-swprot/V/: modules/ is the stock module set with kvm
-and kvm_amd replaced, ready for the lab's initrd. GMEM_LAB_KEEP_SRC=1 keeps the 1.8 GB tree.
+and kvm_amd replaced, ready for the lab's initrd, and selftests/ holds the two selftests.
+GMEM_LAB_KEEP_SRC=1 keeps the 1.8 GB tree.
 """
 import glob
 import os
@@ -48,6 +54,14 @@ def _dir(version):
 
 def moddir(version):
     return os.path.join(_dir(version), "modules")
+
+
+# The selftests the lab runs as peer workloads, by their path under tools/testing/selftests/kvm.
+SELFTESTS = ["guest_memfd_test", "x86/private_mem_conversions_test"]
+
+
+def selftests_dir(version):
+    return os.path.join(_dir(version), "selftests")
 
 
 def ready(version):
@@ -162,6 +176,19 @@ def build(version, log=print, jobs=2):
         os.unlink(os.path.join(mods, n + ".ko"))
         _run(["objcopy", "--strip-debug", ko, os.path.join(mods, n + ".ko")], src, logf,
              f"objcopy --strip-debug {n}.ko")
+    log(f"lab: {version}: kvm ({VARIANT}): make headers, then the selftests "
+        f"{' '.join(SELFTESTS)}")
+    _run(["make", "-s", "headers"], src, logf, "make headers")
+    sdir = selftests_dir(version)
+    shutil.rmtree(sdir, ignore_errors=True)
+    _run(["make", f"-j{jobs}", f"OUTPUT={sdir}", *(os.path.join(sdir, t) for t in SELFTESTS)],
+         os.path.join(src, "tools/testing/selftests/kvm"), logf, "make (kvm selftests)")
+    for t in SELFTESTS:
+        shutil.move(os.path.join(sdir, t), os.path.join(sdir, os.path.basename(t)))
+    for junk in os.listdir(sdir):
+        if os.path.basename(junk) not in [os.path.basename(t) for t in SELFTESTS]:
+            path = os.path.join(sdir, junk)
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
     secs = time.monotonic() - t0
     with open(os.path.join(top, "ready"), "w") as f:
         f.write(f"{VARIANT} kvm for {version} built in {secs:.0f}s from "

@@ -166,6 +166,7 @@ class Kernel:
         self.moddir = os.path.join(self.dir, "modules")
         self.release = version + "-amd64"
         self.kvm = None  # or kvmbuild.VARIANT: boot with the rebuilt kvm modules
+        self.selftests = None  # and the kernel's KVM selftests built with them
 
     def with_kvm(self, variant, log=print):
         """This kernel with kvm.ko and kvm-amd.ko rebuilt as variant (built once, cached)."""
@@ -175,6 +176,7 @@ class Kernel:
         k = Kernel(self.version)
         k.moddir = kvmbuild.build(self.version, log)
         k.kvm = variant
+        k.selftests = kvmbuild.selftests_dir(self.version)
         return k
 
     @property
@@ -361,6 +363,7 @@ def boot(kernel, cmd, env=None, timeout=1500, tag="run", log=print):
     env.setdefault("GMEM_LAB", kernel.version)
     if kernel.kvm:
         env.setdefault("GMEM_LAB_KVM", kernel.kvm)
+        env.setdefault("GMEM_LAB_SELFTESTS", kernel.selftests)
     env.setdefault("GMEM_LAB_OUT", "/lab-out")
     make_initrd(kernel, cmd, env, initrd)
     console = os.path.join(out, "console.log")
@@ -436,6 +439,7 @@ LAB_TESTS = [
     # run for real with the rebuilt kvm (KVM_SUITES).
     "tests/live/test_conversions.py::test_real_conversions_counted_and_timed",
     "tests/live/test_conversions.py::test_private_files_and_gauges",
+    "tests/live/test_conversions.py::test_kernel_selftests_as_peer_workloads",
 ]
 # Left out until understood: test_several_vms_one_exits_mid_run loses one VM's records
 # intermittently on 7.2 (fentry) and 7.3 (both tiers) with no drop or probe miss counted; it
@@ -448,6 +452,7 @@ KVM_TESTS = [
     "tests/live/test_spine.py::test_probe_tells_the_truth_about_both_tiers",
     "tests/live/test_conversions.py::test_real_conversions_counted_and_timed",
     "tests/live/test_conversions.py::test_private_files_and_gauges",
+    "tests/live/test_conversions.py::test_kernel_selftests_as_peer_workloads",
 ]
 
 

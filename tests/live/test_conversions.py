@@ -7,14 +7,18 @@ from Debian's source with it (tests/lab/kvmbuild.py). There gmem-load runs a sof
 VM whose guest asks for its own conversions (KVM_HC_MAP_GPA_RANGE hypercall exits, answered
 with KVM_SET_MEMORY_ATTRIBUTES and, going shared, a punch of the private page) and whose private
 accesses to a memslot without guest_memfd exit with KVM_EXIT_MEMORY_FAULT (answered with a
-conversion to shared). Everywhere else these tests skip: the kernel lacks the VM type.
+conversion to shared). The kernel's own selftests guest_memfd_test and
+private_mem_conversions_test, built from the same source, run under gmemd as peer workloads.
+Everywhere else these tests skip: the kernel lacks the VM type.
 """
 import fcntl
 import os
+import subprocess
 
 import pytest
 
 from gmemtest import Gmemd, Load, require_live, kernel_lacks, truth_counters, wait_until, where
+from test_gmemtrace import pmc_expected
 from test_spine import wait_match
 
 PAGE = 4096
@@ -184,3 +188,81 @@ def test_private_files_and_gauges(gmemd):
     load.resume()
     vm = load.finish()["vms"][0]
     wait_match(gmemd, pid, truth_counters(vm))
+
+
+def _selftest(name):
+    d = os.environ.get("GMEM_LAB_SELFTESTS", "")
+    path = os.path.join(d, name)
+    if not d or not os.access(path, os.X_OK):
+        pytest.fail(f"{where()}: KVM has KVM_SW_PROTECTED_VM but the kernel's selftest {name} "
+                    f"is not here (GMEM_LAB_SELFTESTS={d!r}; tests/lab/kvmbuild.py builds it)")
+    return path
+
+
+def _run_selftest(path, *args):
+    p = subprocess.Popen([path, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    out, _ = p.communicate(timeout=300)
+    # 4 is kselftest's skip: with this kvm nothing these selftests need is missing.
+    assert p.returncode == 0, f"{where()}: {os.path.basename(path)} exited {p.returncode}:\n" \
+        + out[-2000:]
+    return p.pid
+
+
+def test_kernel_selftests_as_peer_workloads(gmemd):
+    """LAB: the kernel's guest_memfd_test (53 guest_memfd files over its VMs) and
+    private_mem_conversions_test on 2 vCPUs, built from Debian's linux-source-7.2, run under
+    gmemd. Every file created is released and every page allocated is freed, nothing dropped;
+    and private_mem_conversions_test's numbers equal, exactly, the ones its CONSTRUCTED
+    scenario (tests/scenarios, test_gmemtrace.pmc_expected) derives from its source: hypercall
+    exits, conversions by direction, both latency histograms' counts, guest faults,
+    fallocates, punch holes, invalidated bytes, frees."""
+    gmt = _run_selftest(_selftest("guest_memfd_test"))
+    pmc = _run_selftest(_selftest("private_mem_conversions_test"), "-n", "2")
+    x = pmc_expected(2)
+
+    seen = {}
+
+    def balanced():
+        gmemd.scan()
+        m = seen["m"] = gmemd.metrics()
+        got = seen["got"] = {}
+        for pid in (gmt, pmc):
+            got[pid] = (m.get("gmem_files_created_total", vm=pid),
+                        m.get("gmem_files_released_total", vm=pid),
+                        sum(m.get("gmem_pages_allocated_total", vm=pid, source=s)
+                            for s in ("user_fault", "guest_fault", "fallocate", "populate",
+                                      "other")),
+                        m.get("gmem_pages_freed_total", vm=pid), m.get("gmem_files", vm=pid))
+        return all(c == r > 0 and a == f > 0 and n == 0 for c, r, a, f, n in got.values())
+    try:
+        wait_until(balanced, timeout=20, what="created = released, allocated = freed")
+    except AssertionError:
+        raise AssertionError(f"{where()}: (created, released, allocated, freed, open files) "
+                             f"by vm: {seen['got']}") from None
+    m = seen["m"]
+    print(f"{where()}: guest_memfd_test (vm {gmt}): "
+          f"{m.get('gmem_files_created_total', vm=gmt):.0f} files created and released")
+    assert m.get("gmemscope_events_dropped_total") == m.get("gmemscope_probe_misses_total") == 0
+
+    pid = pmc
+    assert m.get("gmem_files_created_total", vm=pid) == 1
+    assert m.get("gmem_memslot_binds_total", vm=pid) == 1
+    got = {"guest_fault": m.get("gmem_pages_allocated_total", vm=pid, source="guest_fault"),
+           "fallocate": m.get("gmem_pages_allocated_total", vm=pid, source="fallocate"),
+           "freed": m.get("gmem_pages_freed_total", vm=pid),
+           "punch_holes": m.get("gmem_punch_holes_total", vm=pid),
+           "invalidated": m.get("gmem_invalidated_bytes_total", vm=pid)}
+    assert got == {k: x[k] for k in got}, (where(), got)
+    for to in ("private", "shared"):
+        assert m.get("gmem_conversions_total", vm=pid, to=to, result="ok") == \
+            len(x["attr"][to])
+        assert m.get("gmem_conversions_total", vm=pid, to=to, result="error") == 0
+        check_histo(m, "gmem_conversion_seconds", pid, to, len(x["attr"][to]))
+        check_histo(m, "gmem_conversion_exit_to_entry_seconds", pid, to, len(x["e2e"][to]))
+    snap = gmemd.call({"cmd": "snapshot"})
+    v = [v for v in snap["model"]["vms"] if v["vm"] == pid][0]
+    assert v["fallocates"] == x["fallocates"]
+    cr = v["conversion_requests"]
+    assert (cr["requests"], cr["completed"], cr["abandoned"], cr["pending"]) == \
+        (x["requests"], x["completed"], x["abandoned"], 0), cr
