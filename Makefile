@@ -163,12 +163,14 @@ check: $(FUZZERS)
 # ---- end of fuzzing --------------------------------------------------------------------------
 
 # ---- dependencies ----------------------------------------------------------------------------
-# Debian packages, installed only when missing.
+# Debian packages, installed only when missing. The last line is what the lab needs to rebuild
+# kvm.ko from Debian's linux-source (tests/lab/kvmbuild.py): Kbuild's host tools, pahole.
 DEB_PKGS := clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make \
 	libmicrohttpd-dev libjansson-dev libncurses-dev libyaml-dev libgnutls28-dev libcrypt-dev \
 	libcmocka-dev openssl \
 	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf bc util-linux \
-	qemu-system-x86 busybox-static cpio kmod
+	qemu-system-x86 busybox-static cpio kmod \
+	gcc flex bison dwarves libssl-dev xz-utils
 .PHONY: deps
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \

@@ -807,10 +807,17 @@ static void model__conv_attr(struct model *m, struct vm_state *vm, const struct 
 		    ranges_overlap(vm->pending[i].gpa, vm->pending[i].size, ev->a, ev->b))
 			p = &vm->pending[i];
 	}
-	if (p)
+	if (p) {
+		/*
+		 * The end-to-end histogram is by the direction converted to, as the kernel part
+		 * is: an exit need not get what it asked for (a software-protected VM's private
+		 * access to a gfn without guest_memfd faults "private" and is answered shared).
+		 */
 		p->attributed = true;
-	else
+		p->dir = ev->sub;
+	} else {
 		vm->pub.conv.unmatched_attr++;
+	}
 }
 
 static void model__vcpu_resume(struct vm_state *vm, const struct gmem_event *ev)

@@ -521,7 +521,7 @@ static void render__model(struct render *r)
 			    offsetof(struct model_vm, conversion_ns));
 	render__conv_histos(r, "gmem_conversion_exit_to_entry_seconds",
 			    "Conversions end to end: from the vCPU exit that asked to its next "
-			    "entry.",
+			    "entry, by the direction converted to.",
 			    offsetof(struct model_vm, exit_to_entry_ns));
 	render__direct_map(r);
 	render__transitions(r);

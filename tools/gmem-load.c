@@ -69,6 +69,18 @@
 #ifndef GUEST_MEMFD_FLAG_INIT_SHARED
 #define GUEST_MEMFD_FLAG_INIT_SHARED (1ULL << 1)
 #endif
+#ifndef KVM_CAP_MEMORY_ATTRIBUTES
+#define KVM_CAP_MEMORY_ATTRIBUTES 233
+#endif
+#ifndef KVM_CAP_VM_TYPES
+#define KVM_CAP_VM_TYPES 235
+#endif
+#ifndef KVM_CAP_EXIT_HYPERCALL
+#define KVM_CAP_EXIT_HYPERCALL 201
+#endif
+#ifndef KVM_X86_SW_PROTECTED_VM
+#define KVM_X86_SW_PROTECTED_VM 1
+#endif
 
 #ifndef KVM_CREATE_GUEST_MEMFD
 struct kvm_create_guest_memfd {
@@ -112,7 +124,10 @@ _Static_assert(_IOC_SIZE(GMEM_KVM_SET_USER_MEMORY_REGION2) ==
 _Static_assert(_IOC_SIZE(GMEM_KVM_SET_MEMORY_ATTRIBUTES) == sizeof(struct kvm_memory_attributes),
 	       "kvm_memory_attributes layout");
 
-/* kvm_run's memory_fault member (6.8) is missing from old headers; it sits at the union's start. */
+/*
+ * kvm_run's memory_fault member (6.8) is missing from old headers; it sits at the union's start.
+ * hypercall (nr, args[6], ret) is old and stable; its longmode/flags word is not read here.
+ */
 struct gl_memory_fault {
 	__u64 flags;
 	__u64 gpa;
@@ -125,6 +140,8 @@ struct gl_memory_fault {
 
 #define PAGE_SZ 4096ULL
 #define GMEM_FLAGS (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
+/* A software-protected VM's files: private memory, never mapped by the host. */
+#define GMEM_FLAGS_PRIVATE 0ULL
 /* A real-mode guest with plain segment:offset addressing reaches the first 1 MiB. */
 #define REALMODE_PAGES 256ULL
 #define MAX_VMS 256
@@ -148,7 +165,9 @@ struct layout {
 	__u64 npages;
 	__u64 user0;
 	__u64 guest;
+	__u64 conv;   /* --guest-convert: pages [user0 + guest, + conv) of file 0 */
 	__u64 churn_first0;
+	__u64 mf_gpa; /* --mem-faults: the memslot without guest_memfd, after the files' */
 };
 
 struct opts {
@@ -159,6 +178,8 @@ struct opts {
 	__u64 punch;
 	__u64 punch_size;
 	__u64 convert;
+	__u64 guest_convert;
+	__u64 mem_faults;
 	__u64 secret_pages;
 	__u64 iterations;
 	__u64 start_delay_ms;
@@ -170,6 +191,7 @@ struct opts {
 	struct layout lay; /* derived from the rest once parsing ends */
 	unsigned int vms;
 	unsigned int files;
+	unsigned int vm_type; /* KVM_CREATE_VM's type: 0, or KVM_X86_SW_PROTECTED_VM */
 	bool no_vcpu;
 	bool pause;
 	bool linger_set;
@@ -187,6 +209,9 @@ enum {
 	OPT_PUNCH,
 	OPT_PUNCH_SIZE,
 	OPT_CONVERT,
+	OPT_VM_TYPE,
+	OPT_GUEST_CONVERT,
+	OPT_MEM_FAULTS,
 	OPT_SECRET_PAGES,
 	OPT_NO_VCPU,
 	OPT_PAUSE,
@@ -222,18 +247,37 @@ static const char doc[] =
 	"With --churn, --user-touch, --fallocate and --guest-touch are per-iteration sizes: each "
 	"iteration touches a range and punches it, fallocates a range and punches it, reruns the "
 	"guest over its pages and punches them, and cycles --secret-pages memfd_secret pages.\n"
+	"\n"
+	"With --vm-type sw-protected (KVM_X86_SW_PROTECTED_VM; the kernel needs "
+	"CONFIG_KVM_SW_PROTECTED_VM) memory is really private: the guest_memfd files are created "
+	"without MMAP|INIT_SHARED and never mapped by the host, each memslot's shared half is "
+	"anonymous memory, and the vCPU asks for conversions itself. --guest-convert N: for each "
+	"of N pages of file 0 after the guest code, the guest asks (a KVM_HC_MAP_GPA_RANGE "
+	"hypercall exit) for the page private, writes it (a guest fault into guest_memfd), asks "
+	"for it shared and writes it again; gmem-load answers each exit with "
+	"KVM_SET_MEMORY_ATTRIBUTES and, on the way to shared, punches the page out of the file, "
+	"as a VMM discards private memory. --mem-faults N: N pages of an extra memslot without "
+	"guest_memfd are set private; each guest write there is a private access KVM cannot back, "
+	"so KVM_RUN exits with KVM_EXIT_MEMORY_FAULT, and gmem-load converts the page shared and "
+	"re-enters. (In a software-protected VM the attributes decide whether an access is "
+	"private, so a gfn backed by guest_memfd never faults for a mismatch.) Counted under "
+	"\"vcpu_exits\", \"conversion_requests\" (by what each exit asked: the hypercall's "
+	"attributes, the fault's private flag) and \"conversions_on_exit\" (what gmem-load "
+	"converted to before the next KVM_RUN).\n"
 	"\v"
 	"EXAMPLES:\n"
 	"  gmem-load --vms 3 --user-touch 8 --guest-touch 16 --fallocate 32 --punch 4\n"
 	"  gmem-load --pause --user-touch 10 &   # then: kill -USR1 <gmem-load pid>\n"
 	"  gmem-load --vms 2 --linger 30 --exit-early 1 --secret-pages 64\n"
 	"  gmem-load --churn --duration 2 --user-touch 16 --fallocate 16 --rate 0\n"
+	"  gmem-load --vm-type sw-protected --guest-convert 32 --mem-faults 8 --convert 4\n"
 	"\n"
 	"SIGNALS: SIGUSR1 to the parent ends --pause, then ends --linger early (one signal each; "
 	"one sent before the wait begins is kept). The VM children ignore SIGUSR1.\n"
 	"\n"
 	"EXIT STATUS: 0 success, 1 a step failed, 64 bad usage, 77 this machine lacks /dev/kvm or "
-	"guest_memfd with MMAP|INIT_SHARED.\n";
+	"guest_memfd with MMAP|INIT_SHARED (with --vm-type sw-protected: KVM_X86_SW_PROTECTED_VM "
+	"with private memory attributes).\n";
 
 static const struct argp_option options[] = {
 	{ "vms", OPT_VMS, "N", 0, "VMs (child processes) to run (default 1)", 0 },
@@ -249,6 +293,13 @@ static const struct argp_option options[] = {
 	  0 },
 	{ "convert", OPT_CONVERT, "N", 0,
 	  "KVM_SET_MEMORY_ATTRIBUTES attempts per VM, alternating private/shared", 0 },
+	{ "vm-type", OPT_VM_TYPE, "TYPE", 0,
+	  "default, or sw-protected (KVM_X86_SW_PROTECTED_VM: real private memory)", 0 },
+	{ "guest-convert", OPT_GUEST_CONVERT, "PAGES", 0,
+	  "sw-protected: pages the guest converts private and back through hypercall exits", 0 },
+	{ "mem-faults", OPT_MEM_FAULTS, "PAGES", 0,
+	  "sw-protected: private pages without guest_memfd the guest writes "
+	  "(KVM_EXIT_MEMORY_FAULT each, answered by a conversion to shared)", 0 },
 	{ "secret-pages", OPT_SECRET_PAGES, "N", 0, "memfd_secret pages to touch and free, per VM",
 	  0 },
 	{ "no-vcpu", OPT_NO_VCPU, NULL, 0, "create no vCPU (no guest faults)", 0 },
@@ -360,6 +411,21 @@ static void opts__check(struct argp_state *state)
 		argp_error(state, "--churn has nothing to do: give --user-touch, --fallocate, "
 			   "--guest-touch or --secret-pages");
 
+	if (o->vm_type == KVM_X86_SW_PROTECTED_VM) {
+		if (o->user_touch || o->guest_touch)
+			argp_error(state, "--vm-type sw-protected: its files are private, never "
+				   "mapped by the host, and its guest runs --guest-convert; drop "
+				   "--user-touch and --guest-touch");
+		if (o->churn)
+			argp_error(state, "--churn does not apply to --vm-type sw-protected");
+		if ((o->guest_convert || o->mem_faults) && o->no_vcpu)
+			argp_error(state, "--guest-convert and --mem-faults need a vCPU; drop "
+				   "--no-vcpu");
+		if (o->guest_convert > 0xffff || o->mem_faults > 0xffff)
+			argp_error(state, "--guest-convert and --mem-faults take at most 65535 pages");
+	} else if (o->guest_convert || o->mem_faults) {
+		argp_error(state, "--guest-convert and --mem-faults need --vm-type sw-protected");
+	}
 	vcpu_runs = !o->no_vcpu;
 	if (o->user_touch > l->npages)
 		argp_error(state, "--user-touch %llu is larger than the file (%llu pages)",
@@ -398,13 +464,20 @@ static void opts__check(struct argp_state *state)
 				   "guest's pages; --user-touch/--fallocate/--punch-size must fit",
 				   (unsigned long long)area);
 	} else {
-		need0 = l->user0 + l->guest + o->falloc_pages;
+		l->conv = o->guest_convert;
+		need0 = l->user0 + l->guest + l->conv + o->falloc_pages;
 		needn = o->user_touch + o->falloc_pages;
 		if (need0 > l->npages || needn > l->npages)
-			argp_error(state, "the touched and fallocated pages (%llu in file 0) "
-				   "do not fit in a %llu-page file", (unsigned long long)need0,
-				   (unsigned long long)l->npages);
+			argp_error(state, "the touched, converted and fallocated pages (%llu in "
+				   "file 0) do not fit in a %llu-page file",
+				   (unsigned long long)need0, (unsigned long long)l->npages);
 	}
+	/* The guest addresses these with 32-bit offsets from DS base 0 (see guest_code_private). */
+	l->mf_gpa = (__u64)o->files * o->file_size;
+	if (o->mem_faults && l->mf_gpa + o->mem_faults * PAGE_SZ > (1ULL << 32))
+		argp_error(state, "--mem-faults pages would sit above 4 GiB (after %u files of "
+			   "%llu bytes); the real-mode guest reaches only the first 4 GiB",
+			   o->files, (unsigned long long)o->file_size);
 }
 
 static error_t parse_opt(int key, char *arg, struct argp_state *state)
@@ -440,6 +513,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_FALLOCATE:
 	case OPT_PUNCH:
 	case OPT_CONVERT:
+	case OPT_GUEST_CONVERT:
+	case OPT_MEM_FAULTS:
 	case OPT_SECRET_PAGES:
 	case OPT_ITERATIONS:
 	case OPT_START_DELAY:
@@ -452,6 +527,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		case OPT_FALLOCATE: o->falloc_pages = v; break;
 		case OPT_PUNCH: o->punch = v; break;
 		case OPT_CONVERT: o->convert = v; break;
+		case OPT_GUEST_CONVERT: o->guest_convert = v; break;
+		case OPT_MEM_FAULTS: o->mem_faults = v; break;
 		case OPT_SECRET_PAGES: o->secret_pages = v; break;
 		case OPT_ITERATIONS: o->iterations = v; break;
 		case OPT_START_DELAY: o->start_delay_ms = v; break;
@@ -475,6 +552,14 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (parse_u64(arg, &v) || v >= MAX_VMS)
 			argp_error(state, "--exit-early wants a VM index, not '%s'", arg);
 		o->exit_early = v;
+		break;
+	case OPT_VM_TYPE:
+		if (!strcmp(arg, "default"))
+			o->vm_type = 0;
+		else if (!strcmp(arg, "sw-protected"))
+			o->vm_type = KVM_X86_SW_PROTECTED_VM;
+		else
+			argp_error(state, "--vm-type wants default or sw-protected, not '%s'", arg);
 		break;
 	case OPT_ADVISE: o->advise = arg; break;
 	case OPT_NO_VCPU: o->no_vcpu = true; break;
@@ -516,7 +601,11 @@ struct counts {
 	__u64 conv[GMEM_DIR_MAX][2]; /* [enum gmem_dir][0 ok, 1 error] */
 	__u64 exits_hlt;
 	__u64 exits_io;
+	__u64 exits_hypercall;    /* KVM_HC_MAP_GPA_RANGE */
+	__u64 exits_memory_fault; /* KVM_EXIT_MEMORY_FAULT */
 	__u64 exits_other;
+	__u64 conv_requests[GMEM_DIR_MAX]; /* exits asking for a conversion, by what they asked */
+	__u64 conv_on_exit[GMEM_DIR_MAX];  /* ... answered by a conversion to, then re-entered */
 	__u64 secret_removed;
 	__u64 secret_restored;
 	__u64 iterations;
@@ -596,6 +685,8 @@ struct gfile {
 	__u64 populated;
 	__u64 cursor; /* next sequential churn/punch offset, in pages */
 	__u8 *map;
+	__u8 *shared; /* sw-protected: the memslot's shared half (anonymous memory) */
+	__u64 flags;  /* the guest_memfd's creation flags */
 	__u64 *bits; /* pages known to be in the page cache */
 	bool released;
 };
@@ -606,6 +697,7 @@ struct vm {
 	struct gfile *files;
 	struct kvm_run *run;
 	size_t run_size;
+	__u8 *mf_map; /* --mem-faults: the memslot without guest_memfd */
 	__u64 rng;
 	struct counts c;
 	unsigned int idx;
@@ -896,7 +988,7 @@ static int vm__report(struct vm *vm, enum rep_type type)
 	for (i = 0; i < n; i++) {
 		rf[i].ino = vm->files[i].ino;
 		rf[i].size = vm->o->file_size;
-		rf[i].flags = GMEM_FLAGS;
+		rf[i].flags = vm->files[i].flags;
 		rf[i].populated = vm->files[i].populated;
 		rf[i].released = vm->files[i].released;
 	}
@@ -923,6 +1015,46 @@ static int vm__wait_go(struct vm *vm)
 	return 0;
 }
 
+/*
+ * A software-protected VM: private memory attributes must be there, and KVM_HC_MAP_GPA_RANGE
+ * must exit to us (KVM answers it with -KVM_ENOSYS otherwise), since --guest-convert's guest
+ * asks for its conversions that way.
+ */
+static int vm__create_private(struct vm *vm)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_EXIT_HYPERCALL };
+	int r;
+
+	r = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES);
+	if (r < 0 || !(r & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+		vm_err(vm, "KVM here lacks KVM_SW_PROTECTED_VM private memory "
+		       "(KVM_CAP_MEMORY_ATTRIBUTES = %d)", r);
+		return -EOPNOTSUPP;
+	}
+	r = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD);
+	if (r <= 0) {
+		vm_err(vm, "KVM here lacks KVM_SW_PROTECTED_VM guest_memfd (KVM_CAP_GUEST_MEMFD = "
+		       "%d)", r);
+		return -EOPNOTSUPP;
+	}
+	if (!vm->o->guest_convert)
+		return 0;
+	r = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_HYPERCALL);
+	if (r < 0 || !(r & (1 << GMEM_KVM_HC_MAP_GPA_RANGE))) {
+		vm_err(vm, "KVM here lacks KVM_SW_PROTECTED_VM hypercall exits for "
+		       "KVM_HC_MAP_GPA_RANGE (KVM_CAP_EXIT_HYPERCALL = %d)", r);
+		return -EOPNOTSUPP;
+	}
+	cap.args[0] = 1ULL << GMEM_KVM_HC_MAP_GPA_RANGE;
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap)) {
+		r = -errno;
+		vm_err(vm, "KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL, MAP_GPA_RANGE): %s",
+		       strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 static int vm__create(struct vm *vm)
 {
 	int r;
@@ -933,14 +1065,25 @@ static int vm__create(struct vm *vm)
 		vm_err(vm, "cannot open /dev/kvm: %s", strerror(-r));
 		return r;
 	}
+	if (vm->o->vm_type) {
+		r = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+		if (r < 0 || !(r & (1 << vm->o->vm_type))) {
+			vm_err(vm, "KVM here lacks KVM_SW_PROTECTED_VM (KVM_CAP_VM_TYPES = %d, no bit "
+			       "%u): it needs a kvm built with CONFIG_KVM_SW_PROTECTED_VM=y", r,
+			       vm->o->vm_type);
+			return -EOPNOTSUPP;
+		}
+	}
 	do
-		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, (unsigned long)vm->o->vm_type);
 	while (vm->vm_fd < 0 && errno == EINTR);
 	if (vm->vm_fd < 0) {
 		r = -errno;
-		vm_err(vm, "KVM_CREATE_VM: %s", strerror(-r));
+		vm_err(vm, "KVM_CREATE_VM (type %u): %s", vm->o->vm_type, strerror(-r));
 		return r;
 	}
+	if (vm->o->vm_type)
+		return vm__create_private(vm);
 	/* The flags capability is per VM type; only a VM fd answers it for sure. */
 	r = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
 	if (r < 0 || (r & GMEM_FLAGS) != GMEM_FLAGS) {
@@ -953,12 +1096,15 @@ static int vm__create(struct vm *vm)
 
 static int vm__add_file(struct vm *vm, unsigned int i)
 {
-	struct kvm_create_guest_memfd cg = { .size = vm->o->file_size, .flags = GMEM_FLAGS };
+	bool priv = vm->o->vm_type == KVM_X86_SW_PROTECTED_VM;
+	struct kvm_create_guest_memfd cg = { .size = vm->o->file_size,
+					     .flags = priv ? GMEM_FLAGS_PRIVATE : GMEM_FLAGS };
 	struct kvm_userspace_memory_region2 mr = { 0 };
 	struct gfile *f = &vm->files[i];
 	struct stat st;
 	int r;
 
+	f->flags = cg.flags;
 	f->npages = vm->l->npages;
 	f->bits = calloc((f->npages + 63) / 64, sizeof(*f->bits));
 	if (!f->bits)
@@ -979,20 +1125,34 @@ static int vm__add_file(struct vm *vm, unsigned int i)
 	}
 	f->ino = st.st_ino;
 
-	f->map = mmap(NULL, vm->o->file_size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
-	if (f->map == MAP_FAILED) {
-		r = -errno;
-		f->map = NULL;
-		vm_err(vm, "mmap of guest_memfd ino %llu: %s", (unsigned long long)f->ino,
-		       strerror(-r));
-		return r;
+	if (priv) {
+		/* Shared accesses go to userspace_addr; the file holds only private pages. */
+		f->shared = mmap(NULL, vm->o->file_size, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (f->shared == MAP_FAILED) {
+			r = -errno;
+			f->shared = NULL;
+			vm_err(vm, "mmap of %llu bytes of shared guest memory: %s",
+			       (unsigned long long)vm->o->file_size, strerror(-r));
+			return r;
+		}
+	} else {
+		f->map = mmap(NULL, vm->o->file_size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd,
+			      0);
+		if (f->map == MAP_FAILED) {
+			r = -errno;
+			f->map = NULL;
+			vm_err(vm, "mmap of guest_memfd ino %llu: %s", (unsigned long long)f->ino,
+			       strerror(-r));
+			return r;
+		}
 	}
 
 	mr.slot = i;
 	mr.flags = KVM_MEM_GUEST_MEMFD;
 	mr.guest_phys_addr = (__u64)i * vm->o->file_size;
 	mr.memory_size = vm->o->file_size;
-	mr.userspace_addr = (__u64)(uintptr_t)f->map;
+	mr.userspace_addr = (__u64)(uintptr_t)(priv ? f->shared : f->map);
 	mr.guest_memfd_offset = 0;
 	mr.guest_memfd = f->fd;
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION2, &mr)) {
@@ -1108,6 +1268,24 @@ static int vm__punch(struct vm *vm, struct gfile *f, __u64 first, __u64 n)
 	return 0;
 }
 
+/* KVM_SET_MEMORY_ATTRIBUTES over [gpa, gpa + size): counted by direction and result. */
+static int vm__set_attr(struct vm *vm, __u64 gpa, __u64 size, enum gmem_dir dir)
+{
+	struct kvm_memory_attributes ma = {
+		.address = gpa,
+		.size = size,
+		.attributes = dir == GMEM_TO_PRIVATE ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
+	};
+
+	if (ioctl(vm->vm_fd, KVM_SET_MEMORY_ATTRIBUTES, &ma)) {
+		vm->c.conv_errno = errno;
+		vm->c.conv[dir][1]++;
+		return -vm->c.conv_errno;
+	}
+	vm->c.conv[dir][0]++;
+	return 0;
+}
+
 /* ---- the vCPU -------------------------------------------------------------------------------- */
 
 static void put16(__u8 *p, __u16 v)
@@ -1151,12 +1329,109 @@ static size_t guest_code(__u8 *buf, __u64 first, __u64 n)
 	return i;
 }
 
+static size_t put_imm32(__u8 *buf, size_t i, __u8 op1, __u8 op2, __u32 v)
+{
+	buf[i++] = 0x66; /* operand size: 32 bits */
+	buf[i++] = op1;
+	if (op2)
+		buf[i++] = op2;
+	buf[i++] = v & 0xff;
+	buf[i++] = (v >> 8) & 0xff;
+	buf[i++] = (v >> 16) & 0xff;
+	buf[i++] = v >> 24;
+	return i;
+}
+
+/* KVM_HC_MAP_GPA_RANGE(gpa = edi, 1 page, private or shared): eax nr, ebx, ecx, edx args. */
+static size_t put_map_gpa(__u8 *buf, size_t i, bool to_private)
+{
+	i = put_imm32(buf, i, 0xb8, 0, GMEM_KVM_HC_MAP_GPA_RANGE); /* mov eax, 12 */
+	buf[i++] = 0x66; /* mov ebx, edi */
+	buf[i++] = 0x89;
+	buf[i++] = 0xfb;
+	i = put_imm32(buf, i, 0xb9, 0, 1); /* mov ecx, 1 (pages) */
+	if (to_private) {
+		i = put_imm32(buf, i, 0xba, 0, GMEM_KVM_MAP_GPA_RANGE_ENCRYPTED); /* mov edx, */
+	} else {
+		buf[i++] = 0x66; /* xor edx, edx */
+		buf[i++] = 0x31;
+		buf[i++] = 0xd2;
+	}
+	buf[i++] = 0x0f; /* vmmcall (AMD; the lab's vCPUs are SVM) */
+	buf[i++] = 0x01;
+	buf[i++] = 0xd9;
+	return i;
+}
+
+static size_t put_write_edi(__u8 *buf, size_t i, __u8 val)
+{
+	buf[i++] = 0x67; /* address size: 32 bits; DS has a 4 GiB limit (vm__vcpu_reset) */
+	buf[i++] = 0xc6; /* mov byte [edi], val */
+	buf[i++] = 0x07;
+	buf[i++] = val;
+	return i;
+}
+
+/* add edi, 4096; dec bp; jnz loop (rel16) */
+static size_t put_next_page(__u8 *buf, size_t i, size_t loop)
+{
+	i = put_imm32(buf, i, 0x81, 0xc7, PAGE_SZ);
+	buf[i++] = 0x4d;
+	buf[i++] = 0x0f;
+	buf[i++] = 0x85;
+	put16(buf + i, (__u16)(loop - (i + 2)));
+	return i + 2;
+}
+
+/*
+ * The software-protected guest, 16-bit real mode with 32-bit offsets ("unreal": DS base 0,
+ * limit 4 GiB): for each of nconv pages from conv_gpa, ask for it private, write it, ask for it
+ * shared, write it; then write each of nmf pages from mf_gpa; then hlt.
+ */
+static size_t guest_code_private(__u8 *buf, __u64 conv_gpa, __u64 nconv, __u64 mf_gpa,
+				 __u64 nmf)
+{
+	size_t i = 0, loop;
+
+	if (nconv) {
+		buf[i++] = 0xbd; /* mov bp, nconv */
+		put16(buf + i, nconv);
+		i += 2;
+		i = put_imm32(buf, i, 0xbf, 0, conv_gpa); /* mov edi, conv_gpa */
+		loop = i;
+		i = put_map_gpa(buf, i, true);
+		i = put_write_edi(buf, i, 0x5a);
+		i = put_map_gpa(buf, i, false);
+		i = put_write_edi(buf, i, 0xa5);
+		i = put_next_page(buf, i, loop);
+	}
+	if (nmf) {
+		buf[i++] = 0xbd; /* mov bp, nmf */
+		put16(buf + i, nmf);
+		i += 2;
+		i = put_imm32(buf, i, 0xbf, 0, mf_gpa); /* mov edi, mf_gpa */
+		loop = i;
+		i = put_write_edi(buf, i, 0x5a);
+		i = put_next_page(buf, i, loop);
+	}
+	buf[i++] = 0xf4; /* hlt */
+	return i;
+}
+
 /* Host writes page 0 (a user fault like any other), then the guest code goes in. */
 static int vm__guest_code(struct vm *vm)
 {
-	__u8 code[64];
+	__u8 code[160];
 	size_t len;
 	int r;
+
+	if (vm->o->vm_type == KVM_X86_SW_PROTECTED_VM) {
+		/* Page 0 is shared: the code lives in the memslot's anonymous half. */
+		len = guest_code_private(code, (vm->l->user0 + vm->l->guest) * PAGE_SZ, vm->l->conv,
+					 vm->l->mf_gpa, vm->o->mem_faults);
+		memcpy(vm->files[0].shared, code, len);
+		return 0;
+	}
 
 	r = vm__user_touch(vm, &vm->files[0], 0, 1);
 	if (r)
@@ -1209,6 +1484,9 @@ static int vm__vcpu_reset(struct vm *vm)
 	sregs.cs.selector = 0;
 	sregs.ds.base = 0;
 	sregs.ds.selector = 0;
+	/* The software-protected guest reaches its pages with 32-bit offsets. */
+	if (vm->o->vm_type == KVM_X86_SW_PROTECTED_VM)
+		sregs.ds.limit = 0xffffffff;
 	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs)) {
 		r = -errno;
 		vm_err(vm, "KVM_SET_SREGS: %s", strerror(-r));
@@ -1259,6 +1537,127 @@ static void vm__describe_exit(struct vm *vm)
 }
 
 /*
+ * A KVM_HC_MAP_GPA_RANGE exit: convert as asked. On the way to shared the private copy is
+ * discarded (punched), as a VMM does: the page the guest wrote while private is booked as its
+ * guest fault first, then its free and the invalidation.
+ */
+static int vm__on_map_gpa(struct vm *vm)
+{
+	__u64 gpa = vm->run->hypercall.args[0], npages = vm->run->hypercall.args[1];
+	enum gmem_dir dir = vm->run->hypercall.args[2] & GMEM_KVM_MAP_GPA_RANGE_ENCRYPTED ?
+				    GMEM_TO_PRIVATE : GMEM_TO_SHARED;
+	__u64 fi = gpa / vm->o->file_size, first = gpa % vm->o->file_size / PAGE_SZ;
+	struct gfile *f;
+	int r;
+
+	vm->c.exits_hypercall++;
+	vm->c.conv_requests[dir]++;
+	if (fi >= vm->o->files || first + npages > vm->l->npages) {
+		vm_err(vm, "KVM_HC_MAP_GPA_RANGE for gpa %#llx, %llu pages: outside the files",
+		       (unsigned long long)gpa, (unsigned long long)npages);
+		return -EINVAL;
+	}
+	f = &vm->files[fi];
+	if (dir == GMEM_TO_SHARED) {
+		r = gfile__sync(vm, f, first, npages, GMEM_SRC_GUEST_FAULT, EXPECT_ANY, NULL, NULL);
+		if (r < 0)
+			return r;
+	}
+	r = vm__set_attr(vm, gpa, npages * PAGE_SZ, dir);
+	if (r) {
+		vm_err(vm, "KVM_SET_MEMORY_ATTRIBUTES(gpa %#llx, %llu pages, %s) for the guest: %s",
+		       (unsigned long long)gpa, (unsigned long long)npages,
+		       dir == GMEM_TO_PRIVATE ? "private" : "shared", strerror(-r));
+		return r;
+	}
+	if (dir == GMEM_TO_SHARED) {
+		r = vm__punch(vm, f, first, npages);
+		if (r)
+			return r;
+	}
+	vm->c.conv_on_exit[dir]++;
+	vm->run->hypercall.ret = 0;
+	return 0;
+}
+
+/*
+ * KVM_EXIT_MEMORY_FAULT: a private access KVM could not back. On the --mem-faults memslot,
+ * which has no guest_memfd, the one way on is to make the page shared.
+ */
+static int vm__on_memory_fault(struct vm *vm)
+{
+	struct gl_memory_fault mf;
+	enum gmem_dir asked;
+	int r;
+
+	memcpy(&mf, &vm->run->hw, sizeof(mf));
+	asked = mf.flags & GMEM_KVM_MEMORY_EXIT_FLAG_PRIVATE ? GMEM_TO_PRIVATE : GMEM_TO_SHARED;
+	vm->c.exits_memory_fault++;
+	vm->c.conv_requests[asked]++;
+	if (asked != GMEM_TO_PRIVATE || mf.gpa < vm->l->mf_gpa ||
+	    mf.gpa + mf.size > vm->l->mf_gpa + vm->o->mem_faults * PAGE_SZ) {
+		vm__describe_exit(vm);
+		return -EIO;
+	}
+	r = vm__set_attr(vm, mf.gpa, mf.size, GMEM_TO_SHARED);
+	if (r) {
+		vm_err(vm, "KVM_SET_MEMORY_ATTRIBUTES(gpa %#llx, shared) after a memory fault: %s",
+		       (unsigned long long)mf.gpa, strerror(-r));
+		return r;
+	}
+	vm->c.conv_on_exit[GMEM_TO_SHARED]++;
+	return 0;
+}
+
+/* The software-protected guest to its hlt, answering the exits that ask for conversions. */
+static int vm__guest_run_private(struct vm *vm)
+{
+	__u64 budget = 4 * (vm->l->conv + vm->o->mem_faults) + 16;
+	int r;
+
+	r = vm__vcpu_reset(vm);
+	if (r)
+		return r;
+	while (budget--) {
+		r = ioctl(vm->vcpu_fd, KVM_RUN, 0) ? -errno : 0;
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r == -EFAULT && vm->run->exit_reason == GMEM_KVM_EXIT_MEMORY_FAULT) {
+			r = vm__on_memory_fault(vm);
+			if (r)
+				return r;
+			continue;
+		}
+		if (r) {
+			vm_err(vm, "KVM_RUN: %s", strerror(-r));
+			return r;
+		}
+		switch (vm->run->exit_reason) {
+		case KVM_EXIT_HLT:
+			vm->c.exits_hlt++;
+			return 0;
+		case KVM_EXIT_HYPERCALL:
+			if (vm->run->hypercall.nr == GMEM_KVM_HC_MAP_GPA_RANGE) {
+				r = vm__on_map_gpa(vm);
+				if (r)
+					return r;
+				continue;
+			}
+			break;
+		case KVM_EXIT_IO:
+			vm->c.exits_io++;
+			continue;
+		}
+		vm->c.exits_other++;
+		vm__describe_exit(vm);
+		return -EIO;
+	}
+	vm_err(vm, "KVM_RUN: the guest did not reach its hlt within %llu exits",
+	       (unsigned long long)(4 * (vm->l->conv + vm->o->mem_faults) + 16));
+	return -EIO;
+}
+
+/*
  * Runs the guest to its hlt. Pages of file 0 that became present meanwhile were made by KVM on
  * the guest's behalf, so they are guest faults; the sync covers all the guest can reach, not
  * just the pages it meant to write.
@@ -1268,6 +1667,17 @@ static int vm__guest_run(struct vm *vm)
 	struct gfile *f0 = &vm->files[0];
 	__u64 reach = f0->npages < REALMODE_PAGES + 16 ? f0->npages : REALMODE_PAGES + 16;
 	int r;
+
+	if (vm->o->vm_type == KVM_X86_SW_PROTECTED_VM) {
+		r = vm__guest_run_private(vm);
+		reach = vm->l->user0 + vm->l->conv;
+		if (reach > f0->npages)
+			reach = f0->npages;
+		if (gfile__sync(vm, f0, 0, reach, GMEM_SRC_GUEST_FAULT, EXPECT_ANY, NULL,
+				NULL) < 0 && !r)
+			r = -EIO;
+		return r;
+	}
 
 	/* A punch over page 0 would leave the vCPU running zeros; put the code back first. */
 	if (!bit_test(f0->bits, 0)) {
@@ -1355,21 +1765,8 @@ static void vm__convert(struct vm *vm)
 {
 	__u64 k;
 
-	for (k = 0; k < vm->o->convert; k++) {
-		enum gmem_dir dir = k % 2 ? GMEM_TO_SHARED : GMEM_TO_PRIVATE;
-		struct kvm_memory_attributes ma = {
-			.address = 0,
-			.size = PAGE_SZ,
-			.attributes = dir == GMEM_TO_PRIVATE ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
-		};
-
-		if (ioctl(vm->vm_fd, KVM_SET_MEMORY_ATTRIBUTES, &ma)) {
-			vm->c.conv_errno = errno;
-			vm->c.conv[dir][1]++;
-		} else {
-			vm->c.conv[dir][0]++;
-		}
-	}
+	for (k = 0; k < vm->o->convert; k++)
+		vm__set_attr(vm, 0, PAGE_SZ, k % 2 ? GMEM_TO_SHARED : GMEM_TO_PRIVATE);
 }
 
 /*
@@ -1524,6 +1921,11 @@ static int vm__close(struct vm *vm)
 			ok = false;
 		}
 		f->map = NULL;
+		if (f->shared && munmap(f->shared, vm->o->file_size)) {
+			vm_err(vm, "munmap of shared guest memory: %s", strerror(errno));
+			ok = false;
+		}
+		f->shared = NULL;
 		if (f->fd >= 0 && close(f->fd)) {
 			vm_err(vm, "close of gmem ino %llu: %s", (unsigned long long)f->ino,
 			       strerror(errno));
@@ -1545,6 +1947,9 @@ static int vm__close(struct vm *vm)
 	if (vm->run)
 		munmap(vm->run, vm->run_size);
 	vm->run = NULL;
+	if (vm->mf_map)
+		munmap(vm->mf_map, vm->o->mem_faults * PAGE_SZ);
+	vm->mf_map = NULL;
 	if (vm->vcpu_fd >= 0)
 		close(vm->vcpu_fd);
 	if (vm->vm_fd >= 0)
@@ -1567,6 +1972,43 @@ static void vm__free(struct vm *vm)
 	vm->files = NULL;
 }
 
+/*
+ * --mem-faults: a memslot of anonymous memory alone, after the files', with every page set
+ * private (one call): a private access there has nothing to back it.
+ */
+static int vm__mem_fault_slot(struct vm *vm)
+{
+	struct kvm_userspace_memory_region2 mr = { 0 };
+	__u64 size = vm->o->mem_faults * PAGE_SZ;
+	int r;
+
+	vm->mf_map = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->mf_map == MAP_FAILED) {
+		r = -errno;
+		vm->mf_map = NULL;
+		vm_err(vm, "mmap of %llu bytes for --mem-faults: %s", (unsigned long long)size,
+		       strerror(-r));
+		return r;
+	}
+	mr.slot = vm->o->files;
+	mr.guest_phys_addr = vm->l->mf_gpa;
+	mr.memory_size = size;
+	mr.userspace_addr = (__u64)(uintptr_t)vm->mf_map;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION2, &mr)) {
+		r = -errno;
+		vm_err(vm, "KVM_SET_USER_MEMORY_REGION2 (slot %u, gpa %#llx, no guest_memfd): %s",
+		       mr.slot, (unsigned long long)mr.guest_phys_addr, strerror(-r));
+		return r;
+	}
+	r = vm__set_attr(vm, vm->l->mf_gpa, size, GMEM_TO_PRIVATE);
+	if (r)
+		vm_err(vm, "KVM_SET_MEMORY_ATTRIBUTES(gpa %#llx, %llu pages, private): %s",
+		       (unsigned long long)vm->l->mf_gpa, (unsigned long long)vm->o->mem_faults,
+		       strerror(-r));
+	return r;
+}
+
 static int vm__setup(struct vm *vm)
 {
 	const struct opts *o = vm->o;
@@ -1586,12 +2028,17 @@ static int vm__setup(struct vm *vm)
 		if (r)
 			return r;
 	}
-	if (!o->churn) {
+	if (!o->churn && !o->vm_type) {
 		for (i = 0; i < o->files; i++) {
 			r = vm__user_touch(vm, &vm->files[i], 0, i ? o->user_touch : l->user0);
 			if (r)
 				return r;
 		}
+	}
+	if (o->mem_faults) {
+		r = vm__mem_fault_slot(vm);
+		if (r)
+			return r;
 	}
 	if (!o->no_vcpu) {
 		r = vm__guest_setup(vm);
@@ -1602,7 +2049,7 @@ static int vm__setup(struct vm *vm)
 	}
 	if (!o->churn) {
 		for (i = 0; i < o->files; i++) {
-			__u64 first = i ? o->user_touch : l->user0 + l->guest;
+			__u64 first = i ? o->user_touch : l->user0 + l->guest + l->conv;
 
 			r = vm__fallocate(vm, &vm->files[i], first, o->falloc_pages);
 			if (r)
@@ -1797,9 +2244,17 @@ static json_t *counts__json(const struct counts *c, json_t *obj)
 			"shared", "ok", (json_int_t)c->conv[GMEM_TO_SHARED][0],
 			"error", (json_int_t)c->conv[GMEM_TO_SHARED][1])) ||
 	    json_object_set_new(obj, "conversion_errno", json_errno(c->conv_errno)) ||
-	    json_object_set_new(obj, "vcpu_exits", json_pack("{sIsIsI}",
+	    json_object_set_new(obj, "vcpu_exits", json_pack("{sIsIsIsIsI}",
 			"hlt", (json_int_t)c->exits_hlt, "io", (json_int_t)c->exits_io,
+			"hypercall", (json_int_t)c->exits_hypercall,
+			"memory_fault", (json_int_t)c->exits_memory_fault,
 			"other", (json_int_t)c->exits_other)) ||
+	    json_object_set_new(obj, "conversion_requests", json_pack("{sIsI}",
+			"private", (json_int_t)c->conv_requests[GMEM_TO_PRIVATE],
+			"shared", (json_int_t)c->conv_requests[GMEM_TO_SHARED])) ||
+	    json_object_set_new(obj, "conversions_on_exit", json_pack("{sIsI}",
+			"private", (json_int_t)c->conv_on_exit[GMEM_TO_PRIVATE],
+			"shared", (json_int_t)c->conv_on_exit[GMEM_TO_SHARED])) ||
 	    json_object_set(obj, "secretmem", secret) ||
 	    json_object_set_new(obj, "iterations", json_integer(c->iterations)) ||
 	    json_object_set_new(obj, "churn_seconds", json_real(c->churn_ns / 1e9)) ||
@@ -1829,9 +2284,13 @@ static void counts__add(struct counts *t, const struct counts *c)
 	for (i = 0; i < GMEM_DIR_MAX; i++) {
 		t->conv[i][0] += c->conv[i][0];
 		t->conv[i][1] += c->conv[i][1];
+		t->conv_requests[i] += c->conv_requests[i];
+		t->conv_on_exit[i] += c->conv_on_exit[i];
 	}
 	t->exits_hlt += c->exits_hlt;
 	t->exits_io += c->exits_io;
+	t->exits_hypercall += c->exits_hypercall;
+	t->exits_memory_fault += c->exits_memory_fault;
 	t->exits_other += c->exits_other;
 	t->secret_removed += c->secret_removed;
 	t->secret_restored += c->secret_restored;

@@ -472,8 +472,9 @@ def pmc_expected(vcpus):
                 for p in range(off // PAGE, (off + size) // PAGE):
                     priv[p] = not (flags & SHARED)
                 # the selftest's flags lack KVM_MAP_GPA_RANGE_ENCRYPTED: every request
-                # decodes as "to shared", so end to end lands under shared
-                x["e2e"]["shared"].append(dur + lat + HANDLER_NS)
+                # decodes as "to shared", but end to end lands under the direction the
+                # VMM converted to, as the kernel part does
+                x["e2e"][to].append(dur + lat + HANDLER_NS)
                 x["completed"] += 1
             else:
                 x["abandoned"] += 1
@@ -593,8 +594,8 @@ def test_scenario_private_mem_conversions(tmp):
             check_prom_histo(m, "gmem_conversion_seconds", x["attr"][to], vm=4242, to=to)
             assert m.get("gmem_conversions_total", vm=4242, to=to, result="ok") == \
                 len(x["attr"][to])
-        check_prom_histo(m, "gmem_conversion_exit_to_entry_seconds", x["e2e"]["shared"],
-                         vm=4242, to="shared")
+            check_prom_histo(m, "gmem_conversion_exit_to_entry_seconds", x["e2e"][to],
+                             vm=4242, to=to)
         assert m.get("gmem_pages_allocated_total", vm=4242, source="guest_fault") == \
             x["guest_fault"]
         assert m.get("gmem_punch_holes_total", vm=4242) == x["punch_holes"]
@@ -829,7 +830,8 @@ def test_perfetto_export_schema_and_content(tmp):
     assert len(conv) == x["requests"]
     assert sum(1 for e in conv if e["args"]["outcome"] == "completed") == x["completed"]
     assert sorted(round(e["dur"] * 1000) for e in conv
-                  if e["args"]["outcome"] == "completed") == sorted(x["e2e"]["shared"])
+                  if e["args"]["outcome"] == "completed") == \
+        sorted(x["e2e"]["private"] + x["e2e"]["shared"])
     attrs = [e for e in ev if e["ph"] == "X" and e["name"].startswith("set_memory_attributes")]
     assert len(attrs) == len(x["attr"]["private"]) + len(x["attr"]["shared"])
     assert sorted(round(e["dur"] * 1000) for e in attrs) == \

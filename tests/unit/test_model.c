@@ -337,6 +337,31 @@ static void test_conversion_end_to_end(void **state)
 	model__free(m);
 }
 
+/*
+ * An exit answered the other way than it asked (KVM_X86_SW_PROTECTED_VM: a private access to a
+ * gfn without guest_memfd faults with the private flag; the VMM's one way on is to make it
+ * shared): the end-to-end time goes under the direction converted to, as the kernel part does.
+ */
+static void test_conversion_answered_the_other_way(void **state)
+{
+	struct model *m = new_model(0, 0);
+	const struct model_vm *vm;
+
+	APPLY(m, .kind = GMEM_EV_CONV_REQUEST, .ts_ns = 1000, .vm = 9, .tid = 14, .a = 0x200000,
+	      .b = 0x1000, .sub = GMEM_TO_PRIVATE, .c = GMEM_KVM_EXIT_MEMORY_FAULT);
+	APPLY(m, .kind = GMEM_EV_CONV_ATTR, .ts_ns = 2000, .vm = 9, .tid = 14, .a = 0x200000,
+	      .b = 0x1000, .sub = GMEM_TO_SHARED, .c = 400);
+	APPLY(m, .kind = GMEM_EV_VCPU_RESUME, .ts_ns = 9000, .vm = 9, .tid = 14);
+	vm = vm_of(m, 9);
+	assert_int_equal(vm->conversions[GMEM_TO_SHARED][MODEL_RESULT_OK], 1);
+	assert_int_equal(vm->conversion_ns[GMEM_TO_SHARED].count, 1);
+	assert_int_equal(vm->exit_to_entry_ns[GMEM_TO_SHARED].count, 1);
+	assert_int_equal(vm->exit_to_entry_ns[GMEM_TO_SHARED].sum, 8000);
+	assert_int_equal(vm->exit_to_entry_ns[GMEM_TO_PRIVATE].count, 0);
+	assert_int_equal(vm->conv.completed, 1);
+	model__free(m);
+}
+
 static void test_conversion_attr_error(void **state)
 {
 	struct model *m = new_model(0, 0);
@@ -928,6 +953,7 @@ int main(void)
 		cmocka_unit_test(test_ino_reowned),
 		cmocka_unit_test(test_fault),
 		cmocka_unit_test(test_conversion_end_to_end),
+		cmocka_unit_test(test_conversion_answered_the_other_way),
 		cmocka_unit_test(test_conversion_attr_error),
 		cmocka_unit_test(test_conversion_resume_without_attr),
 		cmocka_unit_test(test_conversion_attr_by_overlap),
