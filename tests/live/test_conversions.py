@@ -156,7 +156,7 @@ def test_real_conversions_counted_and_timed(gmemd, attr_trace):
     wait_match(gmemd, pid, want)
     m = gmemd.metrics()
     assert m.get("gmem_files", vm=pid) == 0
-    assert m.get("gmemscope_events_dropped_total") == m.get("gmemscope_probe_misses_total")
+    assert not m.has("gmem_events_dropped_total", vm=pid), "nothing of this VM dropped"
 
 
 def test_private_files_and_gauges(gmemd):
@@ -243,7 +243,8 @@ def test_kernel_selftests_as_peer_workloads(gmemd):
     m = seen["m"]
     print(f"{where()}: guest_memfd_test (vm {gmt}): "
           f"{m.get('gmem_files_created_total', vm=gmt):.0f} files created and released")
-    assert m.get("gmemscope_events_dropped_total") == m.get("gmemscope_probe_misses_total") == 0
+    # nothing of either peer's dropped (per VM: the host-wide total is any workload's)
+    assert not [v for v in (gmt, pmc) if m.has("gmem_events_dropped_total", vm=v)]
 
     pid = pmc
     assert m.get("gmem_files_created_total", vm=pid) == 1
