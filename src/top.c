@@ -49,6 +49,8 @@ static const struct col_info cols[TOP_COL_MAX] = {
 	[TOP_COL_RMP] = { "RMP/s", "RMP", 7, false, true },
 	[TOP_COL_TDX] = { "TDX/s", "TDX", 7, false, true },
 	[TOP_COL_SPLIT] = { "SPLIT/s", "SPLIT", 7, false, true },
+	[TOP_COL_KVM_EXITS] = { "EXIT/s", "EXITS", 7, false, true },
+	[TOP_COL_HUGE] = { "HUGE%", "HUGE%", 6, false, true },
 };
 
 /* The counter a column shows, or -1 for the columns that are not counters. */
@@ -67,6 +69,7 @@ static int col_ctr(enum top_col c)
 	case TOP_COL_RMP: return TOP_C_RMP;
 	case TOP_COL_TDX: return TOP_C_TDX;
 	case TOP_COL_SPLIT: return TOP_C_SPLIT;
+	case TOP_COL_KVM_EXITS: return TOP_C_KVM_EXITS;
 	default: return -1;
 	}
 }
@@ -98,6 +101,9 @@ static const struct {
 	[TOP_C_DMAP_RESTORE] = { "direct_map_restores", "direct-map restores (pages)" },
 	[TOP_C_MERGE] = { "hugepage_merges", "huge folio merges" },
 	[TOP_C_FAULTS] = { "faults", "faults (fentry tier)" },
+	[TOP_C_KVM_EXITS] = { "kvm_exits", "KVM exits (all vCPUs)" },
+	[TOP_C_KVM_HALT_EXITS] = { "kvm_halt_exits", "KVM halt exits" },
+	[TOP_C_KVM_PF_TAKEN] = { "kvm_pf_taken", "KVM page faults taken" },
 };
 
 /* The drill-down's counter list, in reading order. */
@@ -107,6 +113,7 @@ static const enum top_ctr drill_ctrs[] = {
 	TOP_C_FILES_RELEASED, TOP_C_BINDS, TOP_C_CONV_PRIVATE_OK, TOP_C_CONV_PRIVATE_ERR,
 	TOP_C_CONV_SHARED_OK, TOP_C_CONV_SHARED_ERR, TOP_C_DMAP_REMOVE, TOP_C_DMAP_RESTORE,
 	TOP_C_RMP, TOP_C_TDX, TOP_C_SPLIT, TOP_C_MERGE, TOP_C_FAULTS,
+	TOP_C_KVM_EXITS, TOP_C_KVM_HALT_EXITS, TOP_C_KVM_PF_TAKEN,
 };
 
 struct top {
@@ -470,6 +477,83 @@ static int vm_from_json(struct top_vm *v, json_t *o)
 	return 0;
 }
 
+/* Share (percent) of the guest's KVM-mapped memory in 2M and 1G pages; -1 when unknown. */
+double top__huge_percent(const struct top_vm *v)
+{
+	double small = (double)v->kvm_pages[0];
+	double huge = (double)v->kvm_pages[1] * 512 + (double)v->kvm_pages[2] * 512 * 512;
+
+	if (!v->kvm_vm_stats || small + huge <= 0)
+		return -1;
+	return 100.0 * huge / (small + huge);
+}
+
+/* The snapshot's kvm_stats (gmemd --kvm-stats) into the VMs it names. */
+static int kvm_from_json(struct top_vm *vms, size_t n, json_t *snap)
+{
+	json_t *k, *vc, *st;
+	size_t i, j, c;
+
+	json_array_foreach(json_object_get(snap, "kvm_stats"), i, k) {
+		__u32 pid = ju(k, "vm");
+		struct top_vm *v = NULL;
+		json_t *vs = json_object_get(k, "vm_stats");
+
+		for (j = 0; j < n && !v; j++)
+			if (vms[j].pid == pid)
+				v = &vms[j];
+		if (!v)
+			continue;
+		v->kvm = true;
+		if (json_is_object(vs)) {
+			v->kvm_vm_stats = true;
+			v->kvm_pages[0] = ju(vs, "pages_4k");
+			v->kvm_pages[1] = ju(vs, "pages_2m");
+			v->kvm_pages[2] = ju(vs, "pages_1g");
+		}
+		c = json_array_size(json_object_get(k, "vcpus"));
+		v->vcpus = c ? calloc(c, sizeof(*v->vcpus)) : NULL;
+		if (c && !v->vcpus)
+			return -ENOMEM;
+		json_array_foreach(json_object_get(k, "vcpus"), j, vc) {
+			struct top_vcpu *u = &v->vcpus[v->nr_vcpus++];
+
+			st = json_object_get(vc, "stats");
+			u->idx = (int)json_integer_value(json_object_get(vc, "vcpu"));
+			u->exits = ju(st, "exits");
+			u->halt_exits = ju(st, "halt_exits");
+			u->pf_taken = ju(st, "pf_taken");
+			u->halt_wait_ns = ju(st, "halt_wait_ns");
+			v->raw[TOP_C_KVM_EXITS] += u->exits;
+			v->raw[TOP_C_KVM_HALT_EXITS] += u->halt_exits;
+			v->raw[TOP_C_KVM_PF_TAKEN] += u->pf_taken;
+		}
+	}
+	return 0;
+}
+
+static void vcpu_rates(struct top_vm *v, const struct top_vm *old, double dt)
+{
+	size_t i, j;
+
+	for (i = 0; dt > 0 && i < v->nr_vcpus; i++) {
+		struct top_vcpu *u = &v->vcpus[i];
+
+		for (j = 0; j < old->nr_vcpus; j++) {
+			const struct top_vcpu *o = &old->vcpus[j];
+
+			if (o->idx != u->idx || u->exits < o->exits || u->halt_exits < o->halt_exits ||
+			    u->pf_taken < o->pf_taken || u->halt_wait_ns < o->halt_wait_ns)
+				continue;
+			u->exits_rate = (u->exits - o->exits) / dt;
+			u->halt_rate = (u->halt_exits - o->halt_exits) / dt;
+			u->pf_rate = (u->pf_taken - o->pf_taken) / dt;
+			u->halted = (u->halt_wait_ns - o->halt_wait_ns) / 1e9 / dt;
+			u->rated = true;
+		}
+	}
+}
+
 static int vm_pid_cmp(const void *a, const void *b)
 {
 	const struct top_vm *x = a, *y = b;
@@ -488,8 +572,10 @@ static void free_vms(struct top_vm *vms, size_t n)
 {
 	size_t i;
 
-	for (i = 0; vms && i < n; i++)
+	for (i = 0; vms && i < n; i++) {
 		free(vms[i].files_list);
+		free(vms[i].vcpus);
+	}
 	free(vms);
 }
 
@@ -538,6 +624,11 @@ static double sort_key(const struct top *t, const struct top_vm *v, enum top_col
 	case TOP_COL_POPULATED: return v->populated_bytes;
 	case TOP_COL_CONV_P50: return v->conv_count ? (double)v->conv_p50_ns : -1;
 	case TOP_COL_CONV_P99: return v->conv_count ? (double)v->conv_p99_ns : -1;
+	case TOP_COL_HUGE: return top__huge_percent(v);
+	case TOP_COL_KVM_EXITS:
+		if (!v->kvm)
+			return -1;
+		break;
 	default: break;
 	}
 	if (k < 0)
@@ -752,6 +843,9 @@ int top__update(struct top *t, json_t *snap)
 			goto fail;
 		}
 	}
+	err = kvm_from_json(nv, n, snap);
+	if (err)
+		goto fail;
 	qsort(nv, n, sizeof(*nv), vm_pid_cmp);
 	dt = t->frames && ts_ns > t->host.ts_ns ? (ts_ns - t->host.ts_ns) / 1e9 : 0;
 	for (i = 0; i < n; i++) {
@@ -780,6 +874,7 @@ int top__update(struct top *t, json_t *snap)
 			}
 			v->rate[k] = dt > 0 ? (v->raw[k] - old->raw[k]) / dt : 0;
 		}
+		vcpu_rates(v, old, dt);
 		vm_derive(v);
 	}
 	host_from_json(t, snap, model, ts_ns, t->frames == 0);
@@ -1185,6 +1280,21 @@ static void cell(const struct top *t, const struct top_vm *v, enum top_col c, ch
 			top__fmt_ns(buf, len,
 				    c == TOP_COL_CONV_P50 ? v->conv_p50_ns : v->conv_p99_ns);
 		return;
+	case TOP_COL_HUGE: {
+		double pct = top__huge_percent(v);
+
+		if (pct < 0)
+			snprintf(buf, len, "-");
+		else
+			snprintf(buf, len, "%.0f%%", pct);
+		return;
+	}
+	case TOP_COL_KVM_EXITS:
+		if (!v->kvm) {
+			snprintf(buf, len, "-");
+			return;
+		}
+		break;
 	default:
 		break;
 	}
@@ -1424,6 +1534,37 @@ static void page_drill(struct top *t)
 		else
 			snprintf(c, sizeof(c), "-");
 		page_add(t, TOP_S_NORMAL, "%-30s %14s %10s", ctrs[ct].label, a, c);
+	}
+
+	page_add(t, TOP_S_NORMAL, "%s", "");
+	page_add(t, TOP_S_HEADER, "KVM (binary stats from the fds the VMM holds)");
+	if (!v->kvm) {
+		page_add(t, TOP_S_NORMAL, "  (none: the VMM holds no KVM stats fds, or gmemd runs "
+			 "with --kvm-stats none)");
+	} else {
+		double pct = top__huge_percent(v);
+
+		if (v->kvm_vm_stats)
+			page_add(t, TOP_S_NORMAL, "  guest mapped as 4k %llu, 2M %llu, 1G %llu pages "
+				 "(%s%.0f%% huge)", (unsigned long long)v->kvm_pages[0],
+				 (unsigned long long)v->kvm_pages[1],
+				 (unsigned long long)v->kvm_pages[2], pct < 0 ? "-" : "",
+				 pct < 0 ? 0 : pct);
+		page_add(t, TOP_S_HEADER, "%-6s %10s %10s %10s %10s %8s", "VCPU", "EXITS",
+			 "EXITS/s", "HALTS/s", "PF/s", "HALTED");
+		for (i = 0; i < v->nr_vcpus; i++) {
+			const struct top_vcpu *u = &v->vcpus[i];
+			char r1[16] = "-", r2[16] = "-", r3[16] = "-", hw[16] = "-";
+
+			if (u->rated) {
+				top__fmt_rate(r1, sizeof(r1), u->exits_rate);
+				top__fmt_rate(r2, sizeof(r2), u->halt_rate);
+				top__fmt_rate(r3, sizeof(r3), u->pf_rate);
+				snprintf(hw, sizeof(hw), "%.0f%%", 100 * u->halted);
+			}
+			page_add(t, TOP_S_NORMAL, "%-6d %10llu %10s %10s %10s %8s", u->idx,
+				 (unsigned long long)u->exits, r1, r2, r3, hw);
+		}
 	}
 
 	page_add(t, TOP_S_NORMAL, "%s", "");
@@ -1981,6 +2122,33 @@ static json_t *vm_json(const struct top_vm *v)
 	json_object_set_new(o, "rates", rates);
 	json_object_set_new(o, "conversion_latency", lat);
 	json_object_set_new(o, "file_list", files);
+	if (v->kvm) {
+		json_t *kv = json_object(), *vcpus = json_array();
+		double pct = top__huge_percent(v);
+
+		for (k = 0; k < v->nr_vcpus; k++) {
+			const struct top_vcpu *u = &v->vcpus[k];
+
+			json_array_append_new(vcpus, json_pack(
+				"{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "vcpu", u->idx,
+				"exits", ju64(u->exits), "halt_exits", ju64(u->halt_exits),
+				"pf_taken", ju64(u->pf_taken), "halt_wait_ns", ju64(u->halt_wait_ns),
+				"exits_per_s", u->rated ? json_real(u->exits_rate) : json_null(),
+				"halt_exits_per_s", u->rated ? json_real(u->halt_rate) : json_null(),
+				"pf_taken_per_s", u->rated ? json_real(u->pf_rate) : json_null(),
+				"halted_share", u->rated ? json_real(u->halted) : json_null()));
+		}
+		if (v->kvm_vm_stats)
+			json_object_set_new(kv, "pages", json_pack("{s:o, s:o, s:o}", "4k",
+								   ju64(v->kvm_pages[0]), "2M",
+								   ju64(v->kvm_pages[1]), "1G",
+								   ju64(v->kvm_pages[2])));
+		json_object_set_new(kv, "huge_percent", pct < 0 ? json_null() : json_real(pct));
+		json_object_set_new(kv, "vcpus", vcpus);
+		json_object_set_new(o, "kvm", kv);
+	} else {
+		json_object_set_new(o, "kvm", json_null());
+	}
 	return o;
 }
 

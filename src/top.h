@@ -55,6 +55,7 @@ enum top_ctr {
 	TOP_C_RMP,          /* RMP transitions, all ops */
 	TOP_C_TDX,          /* TDX transitions, all ops */
 	TOP_C_SPLIT,        /* huge folio splits, all orders */
+	TOP_C_KVM_EXITS,    /* KVM's own exits stat, summed over vCPUs (gmemd --kvm-stats) */
 	TOP_C_MAIN,
 	TOP_C_FILES_CREATED = TOP_C_MAIN,
 	TOP_C_FILES_RELEASED,
@@ -67,6 +68,8 @@ enum top_ctr {
 	TOP_C_DMAP_RESTORE, /* pages */
 	TOP_C_MERGE,
 	TOP_C_FAULTS,       /* fentry tier */
+	TOP_C_KVM_HALT_EXITS,
+	TOP_C_KVM_PF_TAKEN,
 	TOP_C_MAX
 };
 
@@ -91,6 +94,8 @@ enum top_col {
 	TOP_COL_RMP,
 	TOP_COL_TDX,
 	TOP_COL_SPLIT,
+	TOP_COL_KVM_EXITS, /* KVM exits per second */
+	TOP_COL_HUGE,      /* share of the guest's mapped memory in 2M and 1G pages */
 	TOP_COL_MAX
 };
 #define TOP_COL_FROZEN 2 /* PID, NAME */
@@ -163,6 +168,14 @@ struct top_file {
 	bool discovered;
 };
 
+/* One vCPU's KVM stats (from the stats fd its VMM holds), and their last rates. */
+struct top_vcpu {
+	int idx;
+	__u64 exits, halt_exits, pf_taken, halt_wait_ns;
+	double exits_rate, halt_rate, pf_rate, halted; /* halted: share of the interval */
+	bool rated;
+};
+
 struct top_vm {
 	__u32 pid;
 	bool gone;
@@ -184,6 +197,11 @@ struct top_vm {
 	struct histo e2e_base[GMEM_DIR_MAX];
 	struct top_file *files_list;
 	size_t nr_files;
+	bool kvm;              /* KVM stats came for this VM */
+	bool kvm_vm_stats;     /* ... including the VM's own (pages_4k/2m/1g) */
+	__u64 kvm_pages[3];    /* pages_4k, pages_2m, pages_1g: how the guest is mapped */
+	struct top_vcpu *vcpus;
+	size_t nr_vcpus;
 };
 
 struct top_host {
@@ -225,6 +243,8 @@ void top__free(struct top *t);
  * A new frame from a snapshot ({"ts_ns", "model", "probe", "daemon"}; "ok" is not needed).
  * snap is borrowed. 0, or -EINVAL for a snapshot without a model (the last frame stays).
  */
+/* Share (percent) of a VM's KVM-mapped guest memory in 2M and 1G pages, -1 when unknown. */
+double top__huge_percent(const struct top_vm *v);
 int top__update(struct top *t, json_t *snap);
 /* Rebase every total (and latency histogram) to zero at the current frame. */
 void top__reset(struct top *t);

@@ -212,7 +212,7 @@ def test_keys_sort_filter_pause_help_totals_reset_interval(gmemd, tmux, loads):
     tmux.keys(">")
     tmux.wait(lambda s: "sort NAME+" in s, what="next column")
     tmux.keys("<", "<")
-    tmux.wait(lambda s: "sort SPLIT/s-" in s, what="wrapped to the last column")
+    tmux.wait(lambda s: "sort HUGE%-" in s, what="wrapped to the last column")
     tmux.keys("P")
 
     def set_filter(text, key="f"):
@@ -515,7 +515,7 @@ def test_batch_json_csv_text_match_ground_truth(gmemd, loads):
 
     text = run_batch("--socket", gmemd.socket, "-b", "-t", "-n", "1")
     rows, cols = table(text)
-    assert cols[-1] == "SPLIT"
+    assert cols[-3:] == ["SPLIT", "EXITS", "HUGE%"]
     for v in vms:
         assert bytes_of(rows[v["pid"]]["POPUL"]) == truth(v)["populated"]
         assert int(rows[v["pid"]]["FALC"]) == v["pages_allocated"]["fallocate"]

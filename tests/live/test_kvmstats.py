@@ -71,6 +71,18 @@ def test_kvm_stats_equal_what_the_vm_reads_itself(gmemd):
             # the schema is the kernel's: histograms come through as bucket arrays
             assert any(isinstance(x, list) for x in k["vcpus"][0]["stats"].values())
         assert len(held_stats_fds(gmemd.proc.pid)) == 2 * len(vms)
+        # gmemtop's batch JSON carries them per VM and per vCPU
+        top = subprocess.run([os.path.join(os.path.dirname(GMEMD), "gmemtop"), "-b", "-j",
+                              "-n", "1", "--socket", gmemd.socket], capture_output=True,
+                             text=True, timeout=30)
+        assert top.returncode == 0, top.stderr
+        import json
+        rows = {r["pid"]: r for r in json.loads(top.stdout.splitlines()[-1])["vms"]}
+        for v in vms:
+            kv = rows[v["pid"]]["kvm"]
+            assert kv["vcpus"][0]["exits"] == v["kvm_stats"]["exits"]
+            assert rows[v["pid"]]["totals"]["kvm_exits"] == v["kvm_stats"]["exits"]
+            assert kv["pages"]["4k"] == v["kvm_stats"]["pages_4k"]
         assert gmemd.metrics().get("gmemscope_kvm_stats_errors_total") == 0
         load.resume()
         load.finish()

@@ -332,7 +332,7 @@ static void test_sort_and_filter(void **state)
 	top__key(t, '<');
 	assert_int_equal(top__sort_col(t), TOP_COL_PID);
 	top__key(t, '<'); /* wraps to the last column */
-	assert_int_equal(top__sort_col(t), TOP_COL_SPLIT);
+	assert_int_equal(top__sort_col(t), TOP_COL_HUGE);
 
 	/* filter by name, typed into the prompt */
 	assert_int_equal(top__key(t, 'f'), TOP_R_REDRAW);
@@ -478,8 +478,8 @@ static void test_table_text(void **state)
 		top__key(t, TOP_KEY_RIGHT);
 	top__table_header(t, &l, NULL, NULL);
 	/* as far as it goes: the last column just shows */
-	assert_string_equal(l.text, "    PID NAME             CONV/s CONVp50 CONVp99  DMAP/s"
-				    "   RMP/s   TDX/s SPLIT/s");
+	assert_string_equal(l.text, "    PID NAME            CONVp99  DMAP/s   RMP/s   TDX/s"
+				    " SPLIT/s  EXIT/s  HUGE%");
 	/* totals */
 	top__key(t, 't');
 	for (hs = 0; hs < 40; hs++)
@@ -631,8 +631,65 @@ static void test_batch_output(void **state)
 	s = strbuf__str(&sb);
 	assert_true(!strncmp(s, "NOW  gmemd  VMs 3  events 0/s  drops 0", 38));
 	assert_non_null(strstr(s, "\n    PID NAME            FILES    GMEM   POPUL  UFLT/s"));
-	assert_non_null(strstr(s, "SPLIT/s\n    100 qemu-a "));
+	assert_non_null(strstr(s, "SPLIT/s  EXIT/s  HUGE%\n    100 qemu-a "));
 	strbuf__release(&sb);
+	top__free(t);
+	model__free(m);
+}
+
+/* KVM stats from the snapshot's kvm_stats: summed over vCPUs, rated, the 2M/1G share. */
+static void kvm_update(struct top *t, struct model *m, __u64 ts_ns, __u64 exits0, __u64 exits1,
+		       __u64 halt_ns)
+{
+	json_t *snap = snapshot(m, ts_ns);
+
+	json_object_set_new(snap, "kvm_stats", json_pack(
+		"[{s:i, s:{s:i, s:i, s:i}, s:[{s:i, s:{s:I, s:i, s:i, s:I}},"
+		" {s:i, s:{s:I, s:i, s:i, s:I}}]}]", "vm", 100, "vm_stats", "pages_4k", 512,
+		"pages_2m", 3, "pages_1g", 0, "vcpus", "vcpu", 0, "stats", "exits",
+		(json_int_t)exits0, "halt_exits", 2, "pf_taken", 5, "halt_wait_ns", (json_int_t)halt_ns,
+		"vcpu", 1, "stats", "exits", (json_int_t)exits1, "halt_exits", 1, "pf_taken", 0,
+		"halt_wait_ns", (json_int_t)0));
+	assert_int_equal(top__update(t, snap), 0);
+	json_decref(snap);
+}
+
+static void test_kvm_stats(void **state)
+{
+	struct model_opts mo = {};
+	struct model *m = model__new(&mo);
+	struct top *t = new_top(NULL);
+	const struct top_vm *v;
+	struct top_line l;
+	json_t *j, *kv;
+
+	(void)state;
+	create(m, 100, 7, 2 << 20);
+	create(m, 200, 8, 2 << 20);
+	kvm_update(t, m, 1000000000ull, 10, 4, 0);
+	kvm_update(t, m, 3000000000ull, 30, 4, 1000000000ull);
+	v = top__vm(t, 100);
+	assert_non_null(v);
+	assert_true(v->kvm && v->kvm_vm_stats);
+	assert_int_equal(v->raw[TOP_C_KVM_EXITS], 34);
+	assert_true(v->rate[TOP_C_KVM_EXITS] == 10.0); /* 20 more in 2 s */
+	assert_int_equal(v->nr_vcpus, 2);
+	assert_true(v->vcpus[0].rated && v->vcpus[0].exits_rate == 10.0);
+	assert_true(v->vcpus[0].halted == 0.5); /* 1 s halted of 2 */
+	/* 3 x 2M = 1536 4k pages of 2048 mapped: 75% huge */
+	assert_true(top__huge_percent(v) == 75.0);
+	assert_false(top__vm(t, 200)->kvm);
+	assert_true(top__huge_percent(top__vm(t, 200)) < 0);
+	/* the row shows them; a VM without stats fds shows "-" */
+	top__set_filter(t, "100");
+	top__resize(t, 40, 300);
+	top__table_row(t, 0, &l);
+	assert_non_null(strstr(l.text, "     10    75%"));
+	j = top__to_json(t);
+	kv = json_object_get(json_array_get(json_object_get(j, "vms"), 0), "kvm");
+	assert_true(json_real_value(json_object_get(kv, "huge_percent")) == 75.0);
+	assert_int_equal(json_array_size(json_object_get(kv, "vcpus")), 2);
+	json_decref(j);
 	top__free(t);
 	model__free(m);
 }
@@ -677,6 +734,7 @@ int main(void)
 		cmocka_unit_test(test_event_text),
 		cmocka_unit_test(test_batch_output),
 		cmocka_unit_test(test_bad_snapshots),
+		cmocka_unit_test(test_kvm_stats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
