@@ -114,6 +114,17 @@ $(O)/tests/%: $(O)/obj/tests/unit/%.o $(LIB)
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
 
+# --version names the git revision. $(O)/revision changes only when the revision does, so
+# cli.o (the one object that carries it) is rebuilt then and only then.
+REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(O)/revision: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(REVISION)' | cmp -s - $@ || echo '$(REVISION)' > $@
+$(O)/obj/src/cli.o: $(O)/revision
+$(O)/obj/src/cli.o: CPPFLAGS += -DGMEMSCOPE_REVISION='"$(REVISION)"'
+.PHONY: FORCE
+FORCE:
+
 # ---- tests -----------------------------------------------------------------------------------
 # One runner for all layers (unit, live, end-to-end); it ends with "N passed, N failed, N skipped".
 # TESTS=tests/live/test_spine.py narrows it; PYTEST_ARGS passes more.
@@ -167,7 +178,7 @@ check: $(FUZZERS)
 # kvm.ko from Debian's linux-source (tests/lab/kvmbuild.py): Kbuild's host tools, pahole.
 DEB_PKGS := clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make \
 	libmicrohttpd-dev libjansson-dev libncurses-dev libyaml-dev libgnutls28-dev libcrypt-dev \
-	libcmocka-dev openssl \
+	libcmocka-dev openssl libsystemd-dev help2man bash-completion systemd \
 	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf bc util-linux \
 	qemu-system-x86 busybox-static cpio kmod \
 	gcc flex bison dwarves libssl-dev xz-utils
