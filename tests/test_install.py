@@ -2,9 +2,12 @@
 """make install: the programs land on a PATH and still find their policies and probes there
 (a user types `gmemtop`, not build/bin/gmemtop)."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+
+import pytest
 
 from gmemtest import BUILD, ROOT, require_live
 
@@ -39,3 +42,52 @@ def test_install_then_run_from_the_prefix():
         assert un.returncode == 0 and not os.path.exists(os.path.join(bindir, "gmemd"))
     finally:
         shutil.rmtree(dest, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def installed():
+    """make install into a fresh DESTDIR with PREFIX=/usr; the DESTDIR's path."""
+    dest = tempfile.mkdtemp(prefix="gmem-install-")
+    p = subprocess.run(["make", "-C", ROOT, "-s", f"O={BUILD}", f"DESTDIR={dest}",
+                        "PREFIX=/usr", "install"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    yield dest
+    shutil.rmtree(dest, ignore_errors=True)
+
+
+MAN_PAGES = {"gmemd": 8, "gmemtop": 1, "gmemtrace": 1, "gmem-load": 1, "gmem-policy": 1}
+
+
+def _man(*args, **env):
+    e = dict(os.environ, MANWIDTH="80", LC_ALL="C", **env)
+    p = subprocess.run(["man", *args], capture_output=True, text=True, env=e, timeout=60)
+    p.stdout = re.sub(r".\x08", "", p.stdout)  # man's overstrike bold and underline
+    return p
+
+
+@pytest.mark.parametrize("prog", MAN_PAGES)
+def test_man_page_is_installed_and_agrees_with_help(installed, prog):
+    """man PROG works from the install, and says what PROG --help says (generated from it)."""
+    sec = MAN_PAGES[prog]
+    page = os.path.join(installed, "usr", "share", "man", f"man{sec}", f"{prog}.{sec}")
+    assert os.path.isfile(page), page
+    for shown in (_man("-l", page),
+                  _man(prog, MANPATH=os.path.join(installed, "usr", "share", "man"))):
+        assert shown.returncode == 0, shown.stderr
+        text = shown.stdout
+        for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXAMPLES",
+                        "EXIT STATUS", "SEE ALSO"):
+            assert re.search(rf"^{section}$", text, re.M), (prog, section, text)
+        assert re.search(rf"^NAME\n\s+{re.escape(prog)} +- +\S", text, re.M), text
+    help_text = subprocess.run([os.path.join(BUILD, "bin", prog), "--help"],
+                               capture_output=True, text=True, env=dict(os.environ, COLUMNS="80"),
+                               timeout=30).stdout
+    usage = [ln.split("USAGE: ", 1)[1] for ln in help_text.splitlines() if "USAGE: " in ln]
+    synopsis = text.split("SYNOPSIS", 1)[1].split("DESCRIPTION", 1)[0]
+    assert usage and " ".join(usage[0].split()) in " ".join(synopsis.split()), (usage, synopsis)
+    examples = text.split("\nEXAMPLES", 1)[1]
+    block = help_text.split("EXAMPLES:\n", 1)[1].split("\n\n", 1)[0]
+    for ex in block.replace(" \\\n", " ").splitlines():
+        if ex.startswith("  "):
+            assert "$ " + " ".join(ex.split()) in "\n".join(
+                " ".join(ln.split()) for ln in examples.splitlines()), (ex, examples)
