@@ -207,16 +207,23 @@ deps:
 	else echo "all build and test dependencies present"; fi
 
 # ---- install -------------------------------------------------------------------------------
-# The programs to $(PREFIX)/bin, their man pages to $(PREFIX)/share/man, the policies where the policy loader looks for them
+# The programs to $(PREFIX)/bin, their man pages to $(PREFIX)/share/man, bash completion, the
+# policies where the policy loader looks for them
 # ($(PREFIX)/lib/gmemscope/policies, beside bin/). DESTDIR for packaging.
 PREFIX ?= /usr/local
 PROGRAMS := gmemd gmemtop gmemtrace gmem-load gmem-policy
+# bash-completion's loader sources the file named after the command being completed: one
+# file registers all five programs, and each program's name links to it.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 .PHONY: install uninstall
 install: all
 	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/gmemscope/policies \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	$(Q)install -m 0644 $(patsubst %,$(O)/man/%.1,$(MAN1)) $(DESTDIR)$(PREFIX)/share/man/man1/
 	$(Q)install -m 0644 $(patsubst %,$(O)/man/%.8,$(MAN8)) $(DESTDIR)$(PREFIX)/share/man/man8/
+	$(Q)install -d $(DESTDIR)$(BASHCOMPDIR)
+	$(Q)install -m 0644 completion/gmemscope.bash $(DESTDIR)$(BASHCOMPDIR)/gmemscope
+	$(Q)for p in $(PROGRAMS); do ln -sf gmemscope $(DESTDIR)$(BASHCOMPDIR)/$$p; done
 	$(Q)for p in $(PROGRAMS); do install -m 0755 $(O)/bin/$$p $(DESTDIR)$(PREFIX)/bin/$$p; done
 	$(Q)install -m 0644 $(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.bpf.o,$(POLICY_SRCS)) \
 		$(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.struct_ops.bpf.o,$(POLICY_SRCS)) \
@@ -226,6 +233,7 @@ install: all
 uninstall:
 	$(Q)for p in $(PROGRAMS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$p; done
 	$(Q)rm -rf $(DESTDIR)$(PREFIX)/lib/gmemscope
+	$(Q)rm -f $(DESTDIR)$(BASHCOMPDIR)/gmemscope $(patsubst %,$(DESTDIR)$(BASHCOMPDIR)/%,$(PROGRAMS))
 	$(Q)rm -f $(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man1/%.1,$(MAN1)) \
 		$(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man8/%.8,$(MAN8))
 

@@ -91,3 +91,61 @@ def test_man_page_is_installed_and_agrees_with_help(installed, prog):
         if ex.startswith("  "):
             assert "$ " + " ".join(ex.split()) in "\n".join(
                 " ".join(ln.split()) for ln in examples.splitlines()), (ex, examples)
+
+
+COMPLETE = r'''
+t() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+      COMPREPLY=(); _gmemscope; echo "$*|${COMPREPLY[*]}"; }
+for p in gmemd gmemtop gmemtrace gmem-load gmem-policy; do complete -p $p; done
+t gmemtrace re
+t gmemtrace record --rot
+t gmem-policy help d
+t gmemtop --format ""
+t gmemtrace whatif -p sp
+t gmemd --no-
+'''
+
+
+def _complete(script, dest, **env):
+    bindir = os.path.join(dest, "usr", "bin")
+    e = dict(os.environ, PATH=bindir + ":" + os.environ.get("PATH", ""), **env)
+    e.pop("GMEM_POLICY_DIR", None)
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script + COMPLETE],
+                       capture_output=True, text=True, env=e, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = {}
+    for line in p.stdout.splitlines():
+        if "|" in line:
+            k, v = line.split("|", 1)
+            got[k] = v.split()
+        else:
+            got.setdefault("complete", []).append(line)
+    return got
+
+
+def _check_completions(got):
+    for prog in ("gmemd", "gmemtop", "gmemtrace", "gmem-load", "gmem-policy"):
+        assert f"complete -o bashdefault -o default -F _gmemscope {prog}" in got["complete"]
+    assert got["gmemtrace re"] == ["record", "report", "replay"]
+    assert got["gmemtrace record --rot"] == ["--rotate-size=", "--rotate-time="]
+    assert got["gmem-policy help d"] == ["decide"]
+    assert got["gmemtop --format "] == ["text", "csv", "json"]
+    assert got["gmemtrace whatif -p sp"] == ["split4k"]  # from the installed policies
+    assert got["gmemd --no-"] == ["--no-fentry", "--no-http"]
+
+
+def test_bash_completion_installed_for_every_program(installed):
+    """Sourcing the installed file registers all five; verbs, options and values complete."""
+    comp = os.path.join(installed, "usr", "share", "bash-completion", "completions")
+    for prog in ("gmemd", "gmemtop", "gmemtrace", "gmem-load", "gmem-policy"):
+        assert os.path.realpath(os.path.join(comp, prog)) == os.path.join(comp, "gmemscope")
+    _check_completions(_complete(f"source {comp}/gmemtrace\n", installed))
+
+
+def test_bash_completion_found_by_bash_completions_loader(installed):
+    """What an interactive shell does: bash-completion loads ours on first use of gmemtop."""
+    loader = "/usr/share/bash-completion/bash_completion"
+    assert os.path.isfile(loader), "make deps installs bash-completion"
+    got = _complete(f"source {loader}\n__load_completion gmemtop || exit 3\n", installed,
+                    XDG_DATA_DIRS=os.path.join(installed, "usr", "share"))
+    _check_completions(got)
