@@ -71,8 +71,16 @@ MAN8 := gmemd
 MAN1 := gmemtop gmemtrace gmem-load gmem-policy
 MANS := $(patsubst %,$(O)/man/%.8,$(MAN8)) $(patsubst %,$(O)/man/%.1,$(MAN1))
 
+# The systemd unit, with the installed gmemd's path in ExecStart.
+UNIT := $(O)/systemd/gmemd.service
+
 .PHONY: all
-all: $(TOOLS) $(UNITS) $(POLICY_OBJS) $(MANS)
+all: $(TOOLS) $(UNITS) $(POLICY_OBJS) $(MANS) $(UNIT)
+
+$(UNIT): systemd/gmemd.service.in $(O)/prefix
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)sed 's|@BINDIR@|$(PREFIX)/bin|g' $< > $@
 
 $(O)/man/%.8 $(O)/man/%.1: $(O)/bin/% man/%.h2m scripts/help-for-man
 	$(call msg,MAN,$@)
@@ -122,6 +130,10 @@ $(O)/bin/%: $(O)/obj/tools/%.o $(LIB)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
+# gmemd alone tells systemd it is ready (Type=notify): only it links libsystemd.
+$(O)/bin/gmemd: LDLIBS += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+$(O)/obj/tools/gmemd.o: USER_CFLAGS += $(shell pkg-config --cflags libsystemd 2>/dev/null)
+
 $(O)/tests/%: $(O)/obj/tests/unit/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
@@ -136,6 +148,10 @@ $(O)/revision: FORCE
 	$(Q)mkdir -p $(@D)
 	$(Q)echo '$(REVISION)' | cmp -s - $@ || echo '$(REVISION)' > $@
 $(O)/obj/src/cli.o: $(O)/revision
+# The same for PREFIX, which the unit's ExecStart names.
+$(O)/prefix: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
 $(O)/obj/src/cli.o: CPPFLAGS += -DGMEMSCOPE_REVISION='"$(REVISION)"'
 .PHONY: FORCE
 FORCE:
@@ -207,14 +223,15 @@ deps:
 	else echo "all build and test dependencies present"; fi
 
 # ---- install -------------------------------------------------------------------------------
-# The programs to $(PREFIX)/bin, their man pages to $(PREFIX)/share/man, bash completion, the
-# policies where the policy loader looks for them
+# The programs to $(PREFIX)/bin, their man pages to $(PREFIX)/share/man, bash completion,
+# gmemd.service to $(PREFIX)/lib/systemd/system, the policies where the policy loader looks for them
 # ($(PREFIX)/lib/gmemscope/policies, beside bin/). DESTDIR for packaging.
 PREFIX ?= /usr/local
 PROGRAMS := gmemd gmemtop gmemtrace gmem-load gmem-policy
 # bash-completion's loader sources the file named after the command being completed: one
 # file registers all five programs, and each program's name links to it.
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 .PHONY: install uninstall
 install: all
 	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/gmemscope/policies \
@@ -224,6 +241,8 @@ install: all
 	$(Q)install -d $(DESTDIR)$(BASHCOMPDIR)
 	$(Q)install -m 0644 completion/gmemscope.bash $(DESTDIR)$(BASHCOMPDIR)/gmemscope
 	$(Q)for p in $(PROGRAMS); do ln -sf gmemscope $(DESTDIR)$(BASHCOMPDIR)/$$p; done
+	$(Q)install -d $(DESTDIR)$(UNITDIR)
+	$(Q)install -m 0644 $(UNIT) $(DESTDIR)$(UNITDIR)/gmemd.service
 	$(Q)for p in $(PROGRAMS); do install -m 0755 $(O)/bin/$$p $(DESTDIR)$(PREFIX)/bin/$$p; done
 	$(Q)install -m 0644 $(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.bpf.o,$(POLICY_SRCS)) \
 		$(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.struct_ops.bpf.o,$(POLICY_SRCS)) \
@@ -233,6 +252,7 @@ install: all
 uninstall:
 	$(Q)for p in $(PROGRAMS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$p; done
 	$(Q)rm -rf $(DESTDIR)$(PREFIX)/lib/gmemscope
+	$(Q)rm -f $(DESTDIR)$(UNITDIR)/gmemd.service
 	$(Q)rm -f $(DESTDIR)$(BASHCOMPDIR)/gmemscope $(patsubst %,$(DESTDIR)$(BASHCOMPDIR)/%,$(PROGRAMS))
 	$(Q)rm -f $(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man1/%.1,$(MAN1)) \
 		$(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man8/%.8,$(MAN8))

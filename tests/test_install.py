@@ -149,3 +149,50 @@ def test_bash_completion_found_by_bash_completions_loader(installed):
     got = _complete(f"source {loader}\n__load_completion gmemtop || exit 3\n", installed,
                     XDG_DATA_DIRS=os.path.join(installed, "usr", "share"))
     _check_completions(got)
+
+
+def _unit_keys(text):
+    keys = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            k, v = line.split("=", 1)
+            keys[k.strip()] = v.strip()
+    return keys
+
+
+def test_systemd_unit_passes_systemd_analyze_verify():
+    """gmemd.service as installed for a prefix: systemd-analyze verify finds nothing to say
+    (it also checks that ExecStart's gmemd exists there), and a broken copy is refused."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "make deps installs systemd, which has systemd-analyze"
+    root = tempfile.mkdtemp(prefix="gmem-unit-")
+    try:
+        prefix = os.path.join(root, "usr")
+        p = subprocess.run(["make", "-C", ROOT, "-s", f"O={BUILD}", f"PREFIX={prefix}",
+                            "install"], capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        unit = os.path.join(prefix, "lib", "systemd", "system", "gmemd.service")
+        text = open(unit).read()
+        keys = _unit_keys(text)
+        assert keys["Type"] == "notify"
+        assert keys["ExecStart"] == f"{prefix}/bin/gmemd $GMEMD_ARGS"
+        assert keys["EnvironmentFile"] == "-/etc/default/gmemd"
+        # the measured set (README, Privileges; tests/live/test_safety.py measures it)
+        assert set(keys["CapabilityBoundingSet"].split()) == {
+            "CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_DAC_READ_SEARCH"}
+        assert keys["ProtectSystem"] == "strict" and keys["NoNewPrivileges"] == "yes"
+        assert keys["RuntimeDirectory"] == "gmemscope"
+        v = subprocess.run([analyze, "verify", "--man=no", unit], capture_output=True,
+                           text=True, timeout=120)
+        assert v.returncode == 0 and v.stderr == "", v.stderr
+        # the same check on a unit with a misspelt key and a missing binary complains
+        bad = os.path.join(root, "gmemd.service")
+        with open(bad, "w") as f:
+            f.write(text.replace("NoNewPrivileges=", "NoNewPrivilege=")
+                    .replace(f"{prefix}/bin/gmemd", f"{prefix}/bin/no-such-gmemd"))
+        v = subprocess.run([analyze, "verify", "--man=no", bad], capture_output=True,
+                           text=True, timeout=120)
+        assert v.returncode != 0 and "NoNewPrivilege" in v.stderr, v.stderr
+        assert "no-such-gmemd" in v.stderr, v.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

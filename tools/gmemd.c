@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <systemd/sd-daemon.h>
 
 #include "cli.h"
 #include "ctl.h"
@@ -299,6 +300,7 @@ int main(int argc, char **argv)
 	struct web_config *web = NULL;
 	char err[512] = "";
 	int e, sig_fd = -1, ret = 1;
+	bool notified = false;
 	__u64 retired_seen = 0;
 	sigset_t mask;
 
@@ -385,6 +387,9 @@ int main(int argc, char **argv)
 	fprintf(stderr, "gmemd: ready; metrics on http%s://%s/metrics%s, control socket %s\n",
 		webconfig__cert(web) ? "s" : "", env.no_http ? "(off)" : server__listen_addr(srv),
 		webconfig__wants_auth(web) ? " (basic auth)" : "", env.socket);
+	/* Type=notify: systemd starts what depends on gmemd once the socket and port answer.
+	 * A no-op (0) without $NOTIFY_SOCKET; a failure to notify is not a reason to stop. */
+	notified = sd_notify(0, "READY=1\nSTATUS=serving metrics and the control socket") > 0;
 
 	for (;;) {
 		struct pollfd pfd[2 + 80];
@@ -423,6 +428,8 @@ int main(int argc, char **argv)
 	}
 	ret = 0;
 cleanup:
+	if (notified)
+		sd_notify(0, "STOPPING=1");
 	/* the server first: its HTTP thread may be rendering from the source's table */
 	server__close(srv);
 	source__close(src);
