@@ -311,7 +311,7 @@ int loader__check_privileges(char *err, size_t errlen)
 	return -EPERM;
 }
 
-int loader__drop_privileges(bool procfs, char *kept, size_t keptlen)
+int loader__drop_privileges(bool procfs, bool ptrace, char *kept, size_t keptlen)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2] = {};
@@ -321,6 +321,9 @@ int loader__drop_privileges(bool procfs, char *kept, size_t keptlen)
 	keep = CAPB(CAP_BPF_) | CAPB(CAP_PERFMON_);
 	if (procfs)
 		keep |= CAPB(CAP_SYS_PTRACE) | CAPB(CAP_DAC_READ_SEARCH);
+	/* copying the KVM stats fds VMMs hold (pidfd_getfd) is a ptrace access */
+	if (ptrace)
+		keep |= CAPB(CAP_SYS_PTRACE);
 	if (caps_get(&eff, &prm))
 		return -errno;
 	keep &= prm;
@@ -338,8 +341,8 @@ void loader__caps_plan(char *buf, size_t len)
 
 	caps_text(loader__caps_needed(), need, sizeof(need));
 	snprintf(buf, len, "needs %s to attach; gmemd then keeps CAP_BPF, CAP_PERFMON (live policy "
-		 "swaps), plus CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH for a /proc scan, and drops the "
-		 "rest", need);
+		 "swaps), CAP_SYS_PTRACE when it has it for KVM stats (--kvm-stats) or a /proc scan, "
+		 "CAP_DAC_READ_SEARCH for a /proc scan, and drops the rest", need);
 }
 
 /* ---- loading ----------------------------------------------------------------------------- */

@@ -59,9 +59,9 @@ int loader__read_drops(const struct loader *l, loader_drop_cb cb, void *ctx);
  * than 0 CAP_DAC_READ_SEARCH (a bit mask by capability number). */
 __u64 loader__caps_needed(void);
 /* After attaching: keep only CAP_BPF and CAP_PERFMON (and, for a /proc scan, CAP_SYS_PTRACE and
- * CAP_DAC_READ_SEARCH) in this thread's permitted and effective sets, before any other thread
+ * CAP_DAC_READ_SEARCH; with ptrace, CAP_SYS_PTRACE for KVM stats fds) in this thread's permitted and effective sets, before any other thread
  * exists. kept names what stayed. 0 or -errno. */
-int loader__drop_privileges(bool procfs, char *kept, size_t keptlen);
+int loader__drop_privileges(bool procfs, bool ptrace, char *kept, size_t keptlen);
 /* One line for --probe: what is needed to attach and what gmemd keeps afterwards. */
 void loader__caps_plan(char *buf, size_t len);
 

@@ -379,7 +379,43 @@ static int check_extra(const struct prom_extra *extra)
 		    !suffix_len(extra->stats[i].name, "_total"))
 			return -EINVAL;
 	}
+	if (extra->nr_families && !extra->families)
+		return -EINVAL;
+	for (i = 0; i < extra->nr_families; i++) {
+		const struct prom_family *f = &extra->families[i];
+
+		if (!valid_name(f->name) || strncmp(f->name, "gmem_kvm_", 9) || !f->help ||
+		    (f->n && !f->samples) ||
+		    (f->type == PROM_STAT_COUNTER && !suffix_len(f->name, "_total")))
+			return -EINVAL;
+		for (k = 0; k < i; k++)
+			if (!strcmp(extra->families[k].name, f->name))
+				return -EINVAL;
+	}
 	return 0;
+}
+
+static void render__double(struct render *r, double d);
+
+/* Per-VM families from outside the model (KVM's binary stats), after the model's own. */
+static void render__families(struct render *r, const struct prom_extra *extra)
+{
+	size_t i, j;
+
+	for (i = 0; extra && i < extra->nr_families; i++) {
+		const struct prom_family *f = &extra->families[i];
+
+		render__family(r, f->name, f->type == PROM_STAT_COUNTER ? FAM_COUNTER : FAM_GAUGE,
+			       f->help);
+		for (j = 0; j < f->n; j++) {
+			strbuf__printf(r->out, "%s{vm=\"%u\"} ", f->name, f->samples[j].vm);
+			if (f->samples[j].is_float)
+				render__double(r, f->samples[j].d);
+			else
+				strbuf__printf(r->out, "%llu", (unsigned long long)f->samples[j].u);
+			strbuf__putc(r->out, '\n');
+		}
+	}
 }
 
 /* The shortest text that reads back as the same double. */
@@ -578,6 +614,7 @@ int prom__render(const struct model *m, const struct prom_extra *extra, struct s
 
 	render__model(&r);
 	render__policy(&r, extra);
+	render__families(&r, extra);
 	render__self(&r, extra);
 	if (openmetrics)
 		strbuf__puts(out, "# EOF\n");

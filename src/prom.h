@@ -65,6 +65,24 @@ struct prom_policy_row {
 	__u64 count;
 };
 
+/* One sample of a per-VM family the model does not own: name{vm="PID"} value. */
+struct prom_sample {
+	__u32 vm;
+	bool is_float; /* value in d, else in u */
+	__u64 u;
+	double d;
+};
+
+/* A per-VM family from outside the model (gmemd's KVM binary stats): the name must start with
+ * gmem_kvm_, and a counter's end in _total. */
+struct prom_family {
+	char name[128];
+	const char *help;
+	enum prom_stat_type type;
+	struct prom_sample *samples;
+	size_t n;
+};
+
 /* What the exporter shows that the model does not own. May be NULL. */
 struct prom_extra {
 	const struct prom_probe_row *probes;
@@ -79,6 +97,8 @@ struct prom_extra {
 	bool policy_family;
 	const struct prom_policy_row *policy_rows;
 	size_t nr_policy_rows;
+	const struct prom_family *families;
+	size_t nr_families;
 };
 
 /*

@@ -29,6 +29,7 @@
 #include "server.h"
 #include "source.h"
 #include "strbuf.h"
+#include "kvmstats.h"
 #include "webconfig.h"
 
 #define MAX_CLIENTS 64
@@ -72,6 +73,7 @@ struct server {
 	__u64 series_dropped; /* per-file series the cap left out, summed over scrapes */
 	server_extra_fn extra_fn;
 	void *extra_ctx;
+	struct kvmstats *kvm; /* KVM binary stats: families for /metrics, JSON for snapshots */
 	struct server_ext ext;
 };
 
@@ -186,6 +188,8 @@ static void fill_extra(struct server *s, struct prom_extra *x, struct extra_buf 
 	x->nr_stats = n;
 	if (s->ext.metrics)
 		s->ext.metrics(s->ext.ctx, x);
+	if (s->kvm)
+		kvmstats__families(s->kvm, &x->families, &x->nr_families);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status,
@@ -619,10 +623,11 @@ static void handle_request(struct server *s, struct client *c, const char *line)
 					"live", s->src != NULL));
 	} else if (!strcmp(cmd, "snapshot")) {
 		snap = model__to_json(s->model);
-		reply_json(c, json_pack("{s:b, s:I, s:o, s:o, s:o}", "ok", 1, "ts_ns",
+		reply_json(c, json_pack("{s:b, s:I, s:o, s:o, s:o, s:o}", "ok", 1, "ts_ns",
 					(json_int_t)source__now_ns(), "model",
 					snap ? snap : json_null(), "probe", probe_json(s), "daemon",
-					server_json(s)));
+					server_json(s), "kvm_stats",
+					s->kvm ? kvmstats__json(s->kvm) : json_array()));
 	} else if (!strcmp(cmd, "probe")) {
 		reply_json(c, json_pack("{s:b, s:o}", "ok", 1, "probe", probe_json(s)));
 	} else if (!strcmp(cmd, "scan")) {
@@ -907,6 +912,11 @@ void server__set_ext(struct server *s, const struct server_ext *x)
 		s->ext = *x;
 	else
 		memset(&s->ext, 0, sizeof(s->ext));
+}
+
+void server__set_kvmstats(struct server *s, struct kvmstats *k)
+{
+	s->kvm = k;
 }
 
 void server__set_extra(struct server *s, server_extra_fn fn, void *ctx)

@@ -77,6 +77,10 @@ void server__source_cb(void *ctx, const struct gmem_event *e);
 void server__set_probe(struct server *s, const struct probe_table *t);
 /* A live source, for the "scan" command and its stats; NULL for a replay. */
 void server__set_source(struct server *s, struct source *src);
+/* KVM binary stats to serve: gmem_kvm_* families in /metrics, "kvm_stats" in snapshots. The
+ * caller updates k with the server lock held. */
+struct kvmstats;
+void server__set_kvmstats(struct server *s, struct kvmstats *k);
 void server__set_extra(struct server *s, server_extra_fn fn, void *ctx);
 struct model *server__model(struct server *s);
 

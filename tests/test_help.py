@@ -88,9 +88,10 @@ def check_text(text):
         word = line.strip()
         lone = word and " " not in word and not word.endswith(":")
         bare_command = re.fullmatch(r"  (\S+)", line) and word in COMMANDS
+        option_alone = re.match(r" {2,6}-", line)  # argp's line for a long option name
         # a lone word ending a paragraph, or an option's description wrapped onto its own line
         pasted = prev.endswith(" \\")  # the rest of an example, after a shell continuation
-        if lone and not bare_command and not pasted and (prev.strip() or
+        if lone and not bare_command and not option_alone and not pasted and (prev.strip() or
                                                          line.startswith("      ")):
             bad.append(f"orphan word: {prev!r} / {line!r}")
     m = LEAKS.search(text)

@@ -177,9 +177,10 @@ def test_systemd_unit_passes_systemd_analyze_verify():
         assert keys["Type"] == "notify"
         assert keys["ExecStart"] == f"{prefix}/bin/gmemd $GMEMD_ARGS"
         assert keys["EnvironmentFile"] == "-/etc/default/gmemd"
-        # the measured set (README, Privileges; tests/live/test_safety.py measures it)
+        # the measured set (README, Privileges; tests/live/test_safety.py measures it), plus
+        # CAP_SYS_PTRACE for the KVM stats fds gmemd copies by default (--kvm-stats)
         assert set(keys["CapabilityBoundingSet"].split()) == {
-            "CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_DAC_READ_SEARCH"}
+            "CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}
         assert keys["ProtectSystem"] == "strict" and keys["NoNewPrivileges"] == "yes"
         assert keys["RuntimeDirectory"] == "gmemscope"
         v = subprocess.run([analyze, "verify", "--man=no", unit], capture_output=True,

@@ -43,6 +43,7 @@
 #include "cli.h"
 #include "gmem_advice.h"
 #include "gmem_events.h"
+#include "kvmstats.h"
 
 /*
  * uapi this tool needs from Linux 6.8-6.18. Distro headers often predate it (Debian 12 ships
@@ -194,6 +195,7 @@ struct opts {
 	unsigned int files;
 	unsigned int vm_type; /* KVM_CREATE_VM's type: 0, or KVM_X86_SW_PROTECTED_VM */
 	bool no_vcpu;
+	bool stats_fds;
 	bool pause;
 	bool linger_set;
 	bool churn;
@@ -215,6 +217,7 @@ enum {
 	OPT_MEM_FAULTS,
 	OPT_SECRET_PAGES,
 	OPT_NO_VCPU,
+	OPT_STATS_FDS,
 	OPT_PAUSE,
 	OPT_LINGER,
 	OPT_EXIT_EARLY,
@@ -305,6 +308,9 @@ static const struct argp_option options[] = {
 	{ "secret-pages", OPT_SECRET_PAGES, "N", 0, "memfd_secret pages to touch and free, per VM",
 	  0 },
 	{ "no-vcpu", OPT_NO_VCPU, NULL, 0, "create no vCPU (no guest faults)", 0 },
+	{ "stats-fds", OPT_STATS_FDS, NULL, 0,
+	  "hold KVM_GET_STATS_FD fds on the VM and the vCPU, as QEMU does, and report what they "
+	  "say (\"kvm_stats\") once the work is done", 0 },
 	{ "pause", OPT_PAUSE, NULL, 0,
 	  "after setup, print {\"phase\":\"paused\"} and wait until SIGUSR1 comes", 0 },
 	{ "linger", OPT_LINGER, "SECONDS", 0,
@@ -565,6 +571,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_ADVISE: o->advise = arg; break;
 	case OPT_NO_VCPU: o->no_vcpu = true; break;
+	case OPT_STATS_FDS: o->stats_fds = true; break;
 	case OPT_PAUSE: o->pause = true; break;
 	case OPT_CHURN: o->churn = true; break;
 	case ARGP_KEY_ARG:
@@ -616,6 +623,8 @@ struct counts {
 	__u64 advice_answered;  /* ... that gmemd answered */
 	__u64 advice_decisions; /* decisions in those answers */
 	__u64 advice_errors;    /* refusals and socket errors */
+	__u64 kvm_stat[6]; /* --stats-fds: kvm_stat_names, as the VM's own stats fds said */
+	__u32 kvm_stats_read;
 	__u32 files_created;
 	__u32 files_released;
 	__u32 memslot_binds;
@@ -706,6 +715,7 @@ struct vm {
 	int kvm_fd;
 	int vm_fd;
 	int vcpu_fd;
+	int vm_stats_fd, vcpu_stats_fd; /* --stats-fds */
 	int rep_fd;
 	int ctl_fd;
 	struct gmem_advice *adv;
@@ -1453,6 +1463,16 @@ static int vm__vcpu_create(struct vm *vm)
 		vm_err(vm, "KVM_CREATE_VCPU: %s", strerror(-r));
 		return r;
 	}
+	if (vm->o->stats_fds) {
+		/* as QEMU does at vCPU creation: the fds stay open for the VM's life */
+		vm->vm_stats_fd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, 0);
+		vm->vcpu_stats_fd = ioctl(vm->vcpu_fd, KVM_GET_STATS_FD, 0);
+		if (vm->vm_stats_fd < 0 || vm->vcpu_stats_fd < 0) {
+			r = -errno;
+			vm_err(vm, "KVM_GET_STATS_FD: %s", strerror(-r));
+			return r;
+		}
+	}
 	sz = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (sz < (int)sizeof(struct kvm_run)) {
 		r = sz < 0 ? -errno : -EINVAL;
@@ -1958,6 +1978,11 @@ static int vm__close(struct vm *vm)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
+	if (vm->vm_stats_fd >= 0)
+		close(vm->vm_stats_fd);
+	if (vm->vcpu_stats_fd >= 0)
+		close(vm->vcpu_stats_fd);
+	vm->vm_stats_fd = vm->vcpu_stats_fd = -1;
 	vm->vcpu_fd = vm->vm_fd = vm->kvm_fd = -1;
 	return err;
 }
@@ -2061,6 +2086,20 @@ static int vm__setup(struct vm *vm)
 	return 0;
 }
 
+/* What KVM's own stats fds say, read by the VM itself: the truth gmemd's copy must equal. */
+static const char *const kvm_stat_names[6] = { "exits",    "halt_exits", "io_exits",
+					       "pages_4k", "pages_2m",   "pages_1g" };
+
+static void vm__read_stats(struct vm *vm)
+{
+	if (vm->vcpu_stats_fd < 0 || vm->vm_stats_fd < 0)
+		return;
+	if (kvmstats__read_fd(vm->vcpu_stats_fd, kvm_stat_names, vm->c.kvm_stat, 3) < 0 ||
+	    kvmstats__read_fd(vm->vm_stats_fd, kvm_stat_names + 3, vm->c.kvm_stat + 3, 3) < 0)
+		return;
+	vm->c.kvm_stats_read = 1;
+}
+
 static int vm__main(struct vm *vm)
 {
 	const struct opts *o = vm->o;
@@ -2101,9 +2140,11 @@ static int vm__main(struct vm *vm)
 		return r;
 	if (early) {
 		/* The parent books the release once it has reaped us; the kernel does the rest. */
+		vm__read_stats(vm);
 		r = vm__report(vm, REP_EARLY);
 		_exit(r ? EXIT_FAIL : 0);
 	}
+	vm__read_stats(vm);
 	r = vm__report(vm, REP_DONE);
 	if (!r && o->linger_set)
 		r = vm__wait_go(vm);
@@ -2124,7 +2165,7 @@ static void vm__child(unsigned int idx, const struct opts *o, const struct layou
 	struct sigaction sa = { .sa_handler = on_sigbus, .sa_flags = SA_NODEFER };
 	struct vm vm = {
 		.o = o, .l = l, .idx = idx, .rep_fd = rep_fd, .ctl_fd = ctl_fd,
-		.kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1,
+		.kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1, .vm_stats_fd = -1, .vcpu_stats_fd = -1,
 	};
 	unsigned int i;
 	sigset_t none;
@@ -2246,6 +2287,14 @@ static json_t *counts__json(const struct counts *c, json_t *obj)
 			"shared", "ok", (json_int_t)c->conv[GMEM_TO_SHARED][0],
 			"error", (json_int_t)c->conv[GMEM_TO_SHARED][1])) ||
 	    json_object_set_new(obj, "conversion_errno", json_errno(c->conv_errno)) ||
+	    (c->kvm_stats_read &&
+	     json_object_set_new(obj, "kvm_stats", json_pack("{sIsIsIsIsIsI}",
+			kvm_stat_names[0], (json_int_t)c->kvm_stat[0],
+			kvm_stat_names[1], (json_int_t)c->kvm_stat[1],
+			kvm_stat_names[2], (json_int_t)c->kvm_stat[2],
+			kvm_stat_names[3], (json_int_t)c->kvm_stat[3],
+			kvm_stat_names[4], (json_int_t)c->kvm_stat[4],
+			kvm_stat_names[5], (json_int_t)c->kvm_stat[5]))) ||
 	    json_object_set_new(obj, "vcpu_exits", json_pack("{sIsIsIsIsI}",
 			"hlt", (json_int_t)c->exits_hlt, "io", (json_int_t)c->exits_io,
 			"hypercall", (json_int_t)c->exits_hypercall,

@@ -29,6 +29,7 @@
 #include "prom.h"
 #include "source.h"
 #include "server.h"
+#include "kvmstats.h"
 #include "webconfig.h"
 
 static struct env {
@@ -36,6 +37,7 @@ static struct env {
 	const char *socket;
 	int socket_gid;
 	const char *web_config;
+	const char *kvm_stats;
 	bool probe;
 	bool json;
 	bool verbose;
@@ -102,11 +104,17 @@ enum {
 	OPT_POLICY_ORDER,
 	OPT_SOCKET_GROUP,
 	OPT_WEB_CONFIG,
+	OPT_KVM_STATS,
 };
 
 static const struct argp_option opts[] = {
 	{ "listen", 'l', "HOST:PORT", 0, "Serve /metrics here (default 127.0.0.1:9477)", 0 },
 	{ "socket", 's', "PATH", 0, "Where to serve the control socket, by default " CTL_DEFAULT_SOCKET ", mode 0660", 0 },
+	{ "kvm-stats", OPT_KVM_STATS, "default|all|none|NAME,...", 0,
+	  "KVM binary stats to export per VM as gmem_kvm_* (read from the stats fds each VMM "
+	  "holds, e.g. QEMU's per-vCPU ones; default: exits, halt_exits, io_exits, mmio_exits, "
+	  "pf_taken, pf_fixed, pages_4k/2m/1g, nx_lpage_splits). Needs CAP_SYS_PTRACE, which gmemd "
+	  "then keeps", 0 },
 	{ "web.config.file", OPT_WEB_CONFIG, "FILE", 0,
 	  "TLS and basic auth for /metrics, in the Prometheus exporter-toolkit's format "
 	  "(tls_server_config: cert_file, key_file; basic_auth_users: NAME: bcrypt hash)", 0 },
@@ -148,6 +156,16 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_WEB_CONFIG:
 		env.web_config = arg;
 		break;
+	case OPT_KVM_STATS: {
+		struct kvmstats *k;
+		char why[256];
+
+		if (kvmstats__new(&k, arg, why, sizeof(why)))
+			argp_error(state, "%s", why);
+		kvmstats__free(k);
+		env.kvm_stats = arg;
+		break;
+	}
 	case OPT_SOCKET_GROUP: {
 		struct group *g = getgrnam(arg);
 		unsigned long long gid;
@@ -217,14 +235,30 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 }
 
 /* Our own health, beside the server's: what the source saw and did. */
+struct health {
+	struct source *src;
+	struct kvmstats *kvm;
+};
+
 static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 {
+	struct health *h = ctx;
 	struct source_stats st;
+	__u64 kfds, kerr;
 	size_t n = 0;
+	int kerrno;
 
-	source__stats(ctx, &st);
-	if (max < 3)
+	source__stats(h->src, &st);
+	kvmstats__counts(h->kvm, &kfds, &kerr, &kerrno);
+	if (max < 5)
 		return 0;
+	stats[n++] = (struct prom_stat){ "gmemscope_kvm_stats_reads_total",
+					 "Reads of KVM stats fds (VM and vCPU) held by watched VMMs.",
+					 PROM_STAT_COUNTER, false, kfds, 0 };
+	stats[n++] = (struct prom_stat){ "gmemscope_kvm_stats_errors_total",
+					 "KVM stats fds that could not be copied or read (EPERM: no "
+					 "ptrace access to the VMM; see gmemd --kvm-stats).",
+					 PROM_STAT_COUNTER, false, kerr, 0 };
 	stats[n++] = (struct prom_stat){ "gmemscope_probe_misses_total",
 					 "Runs of gmemscope's BPF programs the kernel skipped (a "
 					 "program preempted or re-entered on a CPU); each is an event "
@@ -237,6 +271,42 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 					 "How long the last liveness scan took.", PROM_STAT_GAUGE,
 					 true, 0, st.scan_ns_last / 1e9 };
 	return n;
+}
+
+/* KVM's stats of the VMs the model has, live ones only, once a second. */
+#define KVM_STATS_INTERVAL_NS 1000000000ull
+
+struct pids {
+	__u32 *v;
+	size_t n, cap;
+};
+
+static int collect_pid(const struct model_vm *vm, void *ctx)
+{
+	struct pids *p = ctx;
+
+	if (vm->gone || !vm->pid)
+		return 0;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		__u32 *nv = realloc(p->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return 0;
+		p->v = nv;
+		p->cap = cap;
+	}
+	p->v[p->n++] = vm->pid;
+	return 0;
+}
+
+static void kvm_update(struct kvmstats *k, struct model *m)
+{
+	struct pids p = {};
+
+	model__for_each_vm(m, collect_pid, &p);
+	kvmstats__update(k, p.v, p.n);
+	free(p.v);
 }
 
 /* The policy host rides on the server: every record, the commands it knows, its family. */
@@ -298,6 +368,9 @@ int main(int argc, char **argv)
 	struct source *src = NULL;
 	struct policy_host *ph = NULL;
 	struct web_config *web = NULL;
+	struct kvmstats *kvm = NULL;
+	struct health health = {};
+	__u64 next_kvm = 0;
 	char err[512] = "";
 	int e, sig_fd = -1, ret = 1;
 	bool notified = false;
@@ -324,6 +397,13 @@ int main(int argc, char **argv)
 		}
 	}
 	vo.web = web;
+	e = kvmstats__new(&kvm, env.kvm_stats, err, sizeof(err));
+	if (e) {
+		fprintf(stderr, "gmemd: %s\n", err);
+		webconfig__free(web);
+		return e == -EINVAL ? 2 : 1;
+	}
+	health.kvm = kvm;
 	vo.listen = env.no_http ? NULL : env.listen;
 	vo.socket = env.socket;
 	vo.socket_gid = env.socket_gid;
@@ -340,6 +420,7 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	server__set_ext(srv, &(struct server_ext){ ph_apply, ph_command, ph_metrics, ph });
+	server__set_kvmstats(srv, kvm);
 	so.loader.verbose = env.verbose;
 	so.loader.no_fentry = env.no_fentry;
 	so.loader.ring_bytes = env.ring_mb << 20;
@@ -350,7 +431,8 @@ int main(int argc, char **argv)
 	if (!e) {
 		server__set_source(srv, src);
 		server__set_probe(srv, source__table(src));
-		server__set_extra(srv, source_stats, src);
+		health.src = src;
+		server__set_extra(srv, source_stats, &health);
 	}
 	server__unlock(srv);
 	if (e) {
@@ -365,7 +447,8 @@ int main(int argc, char **argv)
 		char kept[160];
 
 		source__stats(src, &st);
-		e = loader__drop_privileges(st.scan_procfs, kept, sizeof(kept));
+		e = loader__drop_privileges(st.scan_procfs, kvmstats__enabled(kvm), kept,
+					    sizeof(kept));
 		if (e) {
 			fprintf(stderr, "gmemd: cannot drop capabilities: %s\n", strerror(-e));
 			goto cleanup;
@@ -419,6 +502,10 @@ int main(int argc, char **argv)
 			malloc_trim(0);
 		}
 		policy_host__tick(ph, source__now_ns());
+		if (kvmstats__enabled(kvm) && source__now_ns() >= next_kvm) {
+			kvm_update(kvm, server__model(srv));
+			next_kvm = source__now_ns() + KVM_STATS_INTERVAL_NS;
+		}
 		server__handle(srv, pfd + n, nsrv);
 		server__unlock(srv);
 		if (e < 0) {
@@ -435,6 +522,7 @@ cleanup:
 	source__close(src);
 	policy_host__free(ph);
 	webconfig__free(web);
+	kvmstats__free(kvm);
 	if (sig_fd >= 0)
 		close(sig_fd);
 	return ret;

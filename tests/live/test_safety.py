@@ -454,7 +454,9 @@ def test_scan_race_creates_during_the_walk(how):
                        "files_discovered": 0}, (got, truth)
         # host-wide, so only printed: another guest_memfd user on the host may add to them
         print("anomalies (host-wide):", snap["model"]["anomalies"])
-        assert d.metrics().get("gmemscope_scans_total") > 30, "the scans did run meanwhile"
+        # the scans did run meanwhile (each close asks for one; under the lab's TCG a walk
+        # takes a few hundred ms, so fewer fit in the run there)
+        assert d.metrics().get("gmemscope_scans_total") > 5
     finally:
         assert d.stop() == 0, d.output()
 
@@ -545,8 +547,9 @@ def test_root_gmemd_keeps_only_what_it_needs():
     require_live()
     d = Gmemd()
     try:
-        assert "capabilities kept: CAP_BPF, CAP_PERFMON" in d.output()
-        assert _cap_eff(d.proc.pid) == (1 << CAP_BPF) | (1 << CAP_PERFMON)
+        # CAP_SYS_PTRACE stays for copying the KVM stats fds VMMs hold (--kvm-stats)
+        assert "capabilities kept: CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE\n" in d.output()
+        assert _cap_eff(d.proc.pid) == (1 << CAP_BPF) | (1 << CAP_PERFMON) | (1 << 19)
         # what it still does with them: a live policy swap loads a BPF program
         r = d.call({"cmd": "policy_set", "policy": "buddy"})
         assert r["ok"], r

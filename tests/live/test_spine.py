@@ -67,7 +67,10 @@ def wait_match(d, vm, want, timeout=15):
         print(f"{where()}: vm {vm} short by what the kernel skipped "
               f"({m.get('gmemscope_probe_misses_total'):.0f} probe runs): {got} vs {want}")
         return
-    assert got == want
+    dropped = {dict(ls).get("kind"): v for (n, ls), v in m.samples.items()
+               if n == "gmem_events_dropped_total" and dict(ls).get("vm") == str(vm)}
+    assert got == want, (f"{where()}: vm {vm}: got {got}, want {want}; this VM's drops "
+                         f"{dropped}, probe misses {m.get('gmemscope_probe_misses_total')}")
 
 
 def file_gauges(m, vm):

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * kvmstats.h - KVM's binary statistics (KVM_GET_STATS_FD, 5.14+) of the VMs gmemscope watches,
+ * without debugfs.
+ *
+ * KVM refuses every VM and vCPU ioctl, KVM_GET_STATS_FD among them, from a process other than
+ * the VM's creator (kvm->mm != current->mm: EIO), so a daemon cannot open a VM's stats itself.
+ * What it can do is read the stats fds a VMM holds open: QEMU opens one per vCPU at vCPU
+ * creation and keeps it (anon_inode:kvm-vcpu-stats), and a VMM may hold its VM's
+ * (anon_inode:kvm-vm-stats). Those are found in the VMM's fd table, copied with pidfd_getfd
+ * (ptrace access: CAP_SYS_PTRACE for a daemon that dropped its other capabilities) and read
+ * with pread, which KVM allows from anywhere. The schema comes from each fd's descriptors, so
+ * a newer kernel's stats appear by themselves.
+ */
+#ifndef GMEM_KVMSTATS_H
+#define GMEM_KVMSTATS_H
+#ifdef __bpf__
+#error "user-space only header"
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include <jansson.h>
+
+#include "prom.h"
+
+struct kvmstats;
+
+/* Which stats become /metrics series: the default set, all, none, or a comma list of names. */
+int kvmstats__new(struct kvmstats **out, const char *select, char *err, size_t errlen);
+void kvmstats__free(struct kvmstats *k);
+bool kvmstats__enabled(const struct kvmstats *k);
+
+/*
+ * Track exactly these VMM pids: new ones (and new vCPUs) are looked up in /proc/PID/fd, gone
+ * ones closed; then every tracked fd is read. Returns how many fds were read.
+ */
+int kvmstats__update(struct kvmstats *k, const __u32 *pids, size_t n);
+
+/* The selected stats as families (gmem_kvm_NAME_total counters, gmem_kvm_NAME gauges; *_ns
+ * stats in seconds), vCPU stats summed per VM. Valid until the next update. */
+void kvmstats__families(struct kvmstats *k, const struct prom_family **fams, size_t *n);
+
+/* Every stat of every tracked VM and vCPU: [{vm, vm_stats: {...}, vcpus: [{vcpu, stats}]}]. */
+json_t *kvmstats__json(const struct kvmstats *k);
+
+/* Counts for gmemd's own health: fds read, and lookups that failed (EPERM: no ptrace access). */
+void kvmstats__counts(const struct kvmstats *k, __u64 *fds, __u64 *errors, int *last_errno);
+
+/* Named scalar stats from one stats fd (a VMM reading its own); how many were found, -errno. */
+int kvmstats__read_fd(int fd, const char *const *names, __u64 *vals, size_t n);
+
+#endif /* GMEM_KVMSTATS_H */
