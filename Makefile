@@ -64,8 +64,31 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
+# Man pages: help2man over each program's own --help (scripts/help-for-man adapts its shape),
+# plus man/PROG.h2m for what a --help has no place for (NAME, FILES, SEE ALSO). gmemd is a
+# daemon, section 8; the rest section 1.
+MAN8 := gmemd
+MAN1 := gmemtop gmemtrace gmem-load gmem-policy
+MANS := $(patsubst %,$(O)/man/%.8,$(MAN8)) $(patsubst %,$(O)/man/%.1,$(MAN1))
+
+# The systemd unit, with the installed gmemd's path in ExecStart.
+UNIT := $(O)/systemd/gmemd.service
+
 .PHONY: all
-all: $(TOOLS) $(UNITS) $(POLICY_OBJS)
+all: $(TOOLS) $(UNITS) $(POLICY_OBJS) $(MANS) $(UNIT)
+
+$(UNIT): systemd/gmemd.service.in $(O)/prefix
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)sed 's|@BINDIR@|$(PREFIX)/bin|g' $< > $@
+
+$(O)/man/%.8 $(O)/man/%.1: $(O)/bin/% man/%.h2m scripts/help-for-man
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)help2man --no-info --no-discard-stderr --section=$(subst .,,$(suffix $@)) \
+		--manual=gmemscope --source="gmemscope $(REVISION)" --include=man/$*.h2m \
+		--output=$@.tmp "scripts/help-for-man $<"
+	$(Q)scripts/help-for-man --fix-roff $@.tmp && mv $@.tmp $@
 
 $(O)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
 	$(call msg,BPF,$@)
@@ -107,12 +130,31 @@ $(O)/bin/%: $(O)/obj/tools/%.o $(LIB)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
+# gmemd alone tells systemd it is ready (Type=notify): only it links libsystemd.
+$(O)/bin/gmemd: LDLIBS += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+$(O)/obj/tools/gmemd.o: USER_CFLAGS += $(shell pkg-config --cflags libsystemd 2>/dev/null)
+
 $(O)/tests/%: $(O)/obj/tests/unit/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
+
+# --version names the git revision. $(O)/revision changes only when the revision does, so
+# cli.o (the one object that carries it) is rebuilt then and only then.
+REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(O)/revision: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(REVISION)' | cmp -s - $@ || echo '$(REVISION)' > $@
+$(O)/obj/src/cli.o: $(O)/revision
+# The same for PREFIX, which the unit's ExecStart names.
+$(O)/prefix: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+$(O)/obj/src/cli.o: CPPFLAGS += -DGMEMSCOPE_REVISION='"$(REVISION)"'
+.PHONY: FORCE
+FORCE:
 
 # ---- tests -----------------------------------------------------------------------------------
 # One runner for all layers (unit, live, end-to-end); it ends with "N passed, N failed, N skipped".
@@ -167,7 +209,7 @@ check: $(FUZZERS)
 # kvm.ko from Debian's linux-source (tests/lab/kvmbuild.py): Kbuild's host tools, pahole.
 DEB_PKGS := clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make \
 	libmicrohttpd-dev libjansson-dev libncurses-dev libyaml-dev libgnutls28-dev libcrypt-dev \
-	libcmocka-dev openssl \
+	libcmocka-dev openssl libsystemd-dev help2man man-db bash-completion systemd \
 	python3 python3-pytest tmux bpftrace prometheus libclang-rt-19-dev linux-perf bc util-linux \
 	qemu-system-x86 busybox-static cpio kmod \
 	gcc flex bison dwarves libssl-dev xz-utils
@@ -181,13 +223,26 @@ deps:
 	else echo "all build and test dependencies present"; fi
 
 # ---- install -------------------------------------------------------------------------------
-# The programs to $(PREFIX)/bin, the policies where the policy loader looks for them
+# The programs to $(PREFIX)/bin, their man pages to $(PREFIX)/share/man, bash completion,
+# gmemd.service to $(PREFIX)/lib/systemd/system, the policies where the policy loader looks for them
 # ($(PREFIX)/lib/gmemscope/policies, beside bin/). DESTDIR for packaging.
 PREFIX ?= /usr/local
 PROGRAMS := gmemd gmemtop gmemtrace gmem-load gmem-policy
+# bash-completion's loader sources the file named after the command being completed: one
+# file registers all five programs, and each program's name links to it.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 .PHONY: install uninstall
 install: all
-	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/gmemscope/policies
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/gmemscope/policies \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	$(Q)install -m 0644 $(patsubst %,$(O)/man/%.1,$(MAN1)) $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(Q)install -m 0644 $(patsubst %,$(O)/man/%.8,$(MAN8)) $(DESTDIR)$(PREFIX)/share/man/man8/
+	$(Q)install -d $(DESTDIR)$(BASHCOMPDIR)
+	$(Q)install -m 0644 completion/gmemscope.bash $(DESTDIR)$(BASHCOMPDIR)/gmemscope
+	$(Q)for p in $(PROGRAMS); do ln -sf gmemscope $(DESTDIR)$(BASHCOMPDIR)/$$p; done
+	$(Q)install -d $(DESTDIR)$(UNITDIR)
+	$(Q)install -m 0644 $(UNIT) $(DESTDIR)$(UNITDIR)/gmemd.service
 	$(Q)for p in $(PROGRAMS); do install -m 0755 $(O)/bin/$$p $(DESTDIR)$(PREFIX)/bin/$$p; done
 	$(Q)install -m 0644 $(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.bpf.o,$(POLICY_SRCS)) \
 		$(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.struct_ops.bpf.o,$(POLICY_SRCS)) \
@@ -197,6 +252,10 @@ install: all
 uninstall:
 	$(Q)for p in $(PROGRAMS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$p; done
 	$(Q)rm -rf $(DESTDIR)$(PREFIX)/lib/gmemscope
+	$(Q)rm -f $(DESTDIR)$(UNITDIR)/gmemd.service
+	$(Q)rm -f $(DESTDIR)$(BASHCOMPDIR)/gmemscope $(patsubst %,$(DESTDIR)$(BASHCOMPDIR)/%,$(PROGRAMS))
+	$(Q)rm -f $(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man1/%.1,$(MAN1)) \
+		$(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man8/%.8,$(MAN8))
 
 # ---- vmlinux.h -------------------------------------------------------------------------------
 # Regenerate from the running kernel; replace the committed copy only if it changed.
@@ -220,7 +279,8 @@ help:
 	@echo '  lab            the kernel lab alone: Debian kernels under QEMU, both tiers'
 	@echo '  bench          run the benchmarks (ratios against a same-run baseline)'
 	@echo '  deps           apt-get install the Debian packages that are missing'
-	@echo '  install        programs to $$(PREFIX)/bin, policies to $$(PREFIX)/lib/gmemscope'
+	@echo '  install        programs to $$(PREFIX)/bin, man pages to $$(PREFIX)/share/man,'
+	@echo '                 policies to $$(PREFIX)/lib/gmemscope'
 	@echo '  vmlinux        regenerate vmlinux/vmlinux.h from /sys/kernel/btf/vmlinux'
 	@echo '  clean          remove $(O)/'
 	@echo 'variables: O=DIR (build dir), V=1 (show commands), TESTS=path (narrow make check)'

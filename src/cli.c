@@ -3,11 +3,65 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <bpf/libbpf.h>
 #include <jansson.h>
 
 #include "cli.h"
 #include "ctl.h"
+
+#ifndef GMEMSCOPE_REVISION
+#define GMEMSCOPE_REVISION "unknown"
+#endif
+
+enum { OPT_USAGE = 0x7f00 };
+
+static const struct argp_option std_opts[] = {
+	{ "help", 'h', NULL, 0, "Give this help list", -1 },
+	{ "usage", OPT_USAGE, NULL, 0, "Give a short usage message", -1 },
+	{ "version", 'V', NULL, 0, "Print program version", -1 },
+	{},
+};
+
+void cli__print_version(FILE *f, const char *prog)
+{
+	fprintf(f, "%s %s (git %s, libbpf %u.%u)\n", prog, GMEMSCOPE_VERSION, GMEMSCOPE_REVISION,
+		libbpf_major_version(), libbpf_minor_version());
+}
+
+void cli__set_prog_name(char **argv)
+{
+	const char *slash = argv[0] ? strrchr(argv[0], '/') : NULL;
+
+	if (slash && slash[1])
+		argv[0] = (char *)slash + 1;
+	program_invocation_name = argv[0];
+}
+
+static error_t std_parse(int key, char *arg, struct argp_state *state)
+{
+	switch (key) {
+	case 'h':
+		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
+		return 0; /* not reached: ARGP_HELP_STD_HELP exits 0 */
+	case OPT_USAGE:
+		argp_state_help(state, stdout, ARGP_HELP_USAGE | ARGP_HELP_EXIT_OK);
+		return 0;
+	case 'V':
+		cli__print_version(stdout, program_invocation_short_name);
+		exit(0);
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
+static const struct argp std_argp = { std_opts, std_parse, NULL, NULL, NULL, NULL, NULL };
+
+const struct argp_child cli__std_children[] = {
+	{ &std_argp, 0, NULL, -1 },
+	{},
+};
 
 int cli__parse_ulong(const char *arg, unsigned long long lo, unsigned long long hi,
 		     unsigned long long *out)

@@ -6,9 +6,33 @@
 #error "user-space only header"
 #endif
 
+#include <argp.h>
 #include <stdbool.h>
 
 #include "loader.h"
+
+/* One version for every gmemscope program; the git revision comes from the build. */
+#define GMEMSCOPE_VERSION "0.1.0"
+
+/* Usage errors exit with this everywhere (sysexits.h's EX_USAGE, also argp's default). */
+#define CLI_EX_USAGE 64
+
+/*
+ * The options every program and verb shares: -h/--help, --usage, -V/--version. Put
+ * cli__std_children in an argp's children and parse with CLI_ARGP_FLAGS: argp's own help
+ * option is -? only, and libbpf-tools users type -h.
+ */
+extern const struct argp_child cli__std_children[];
+#define CLI_ARGP_FLAGS ARGP_NO_HELP
+
+/* "gmemd 0.1.0 (git v0.1-12-gabcdef, libbpf 1.5)": what --version prints, then a newline. */
+void cli__print_version(FILE *f, const char *prog);
+
+/*
+ * Name the program after argv[0]'s basename, so getopt's and our errors say "gmemd: ...",
+ * not "/usr/local/bin/gmemd: ...". Call first thing in main.
+ */
+void cli__set_prog_name(char **argv);
 
 /* A whole decimal number in [lo, hi], nothing after it; 0 or -1. */
 int cli__parse_ulong(const char *arg, unsigned long long lo, unsigned long long hi,

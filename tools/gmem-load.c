@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "gmem_advice.h"
 #include "gmem_events.h"
 #include "kvmstats.h"
@@ -229,7 +230,6 @@ enum {
 	OPT_ADVISE,
 };
 
-const char *argp_program_version = "gmem-load 1";
 
 static const char doc[] =
 	"gmem-load -- drive real guest_memfd activity on /dev/kvm and print exact counts as JSON.\n"
@@ -267,16 +267,18 @@ static const char doc[] =
 	"\"vcpu_exits\", \"conversion_requests\" (by what each exit asked: the hypercall's "
 	"attributes, the fault's private flag) and \"conversions_on_exit\" (what gmem-load "
 	"converted to before the next KVM_RUN).\n"
+	"\n"
+	"USAGE: gmem-load [--vms N] [--files N] [--user-touch PAGES] [OPTIONS]\n"
 	"\v"
 	"EXAMPLES:\n"
 	"  gmem-load --vms 3 --user-touch 8 --guest-touch 16 --fallocate 32 --punch 4\n"
 	"  gmem-load --pause --user-touch 10 &   # then: kill -USR1 <gmem-load pid>\n"
-	"  gmem-load --vms 2 --linger 30 --exit-early 1 --secret-pages 64\n"
+	"  gmem-load --vms 2 --linger 30 --exit-early 1 --secret-pages 64 --convert 4\n"
 	"  gmem-load --churn --duration 2 --user-touch 16 --fallocate 16 --rate 0\n"
-	"  gmem-load --vm-type sw-protected --guest-convert 32 --mem-faults 8 --convert 4\n"
+	"  gmem-load --vm-type sw-protected --guest-convert 32 --mem-faults 8\n"
 	"\n"
-	"SIGNALS: SIGUSR1 to the parent ends --pause, then ends --linger early (one signal each; "
-	"one sent before the wait begins is kept). The VM children ignore SIGUSR1.\n"
+	"SIGNALS: SIGUSR1 to the parent ends --pause, then ends --linger early (one signal each; a "
+	"signal sent before the wait begins is kept). The VM children ignore it.\n"
 	"\n"
 	"EXIT STATUS: 0 success, 1 a step failed, 64 bad usage, 77 this machine lacks /dev/kvm or "
 	"guest_memfd with MMAP|INIT_SHARED (with --vm-type sw-protected: KVM_X86_SW_PROTECTED_VM "
@@ -310,7 +312,7 @@ static const struct argp_option options[] = {
 	  "hold KVM_GET_STATS_FD fds on the VM and the vCPU, as QEMU does, and report what they "
 	  "say (\"kvm_stats\") once the work is done", 0 },
 	{ "pause", OPT_PAUSE, NULL, 0,
-	  "after setup print {\"phase\":\"paused\"} and wait for SIGUSR1", 0 },
+	  "after setup, print {\"phase\":\"paused\"} and wait until SIGUSR1 comes", 0 },
 	{ "linger", OPT_LINGER, "SECONDS", 0,
 	  "before closing print {\"phase\":\"done\"} and hold everything open this long "
 	  "(or until SIGUSR1)", 0 },
@@ -325,7 +327,7 @@ static const struct argp_option options[] = {
 	  0 },
 	{ "advise", OPT_ADVISE, "SOCKET", 0,
 	  "before each punch hole, ask the policy of the gmemd at this control socket what it "
-	  "would decide (the gmem_advice client library); counted under \"advice\"", 0 },
+	  "would decide; the answers are counted under \"advice\"", 0 },
 	{ "seed", OPT_SEED, "N", 0,
 	  "0 (default): sequential punch/churn offsets; else pseudo-random ones from this seed",
 	  0 },
@@ -2735,7 +2737,7 @@ static int preflight(const struct opts *o)
 		fprintf(stderr, "gmem-load: --files %u is more than the %d memslots KVM allows\n",
 			o->files, r);
 		close(fd);
-		return 64;
+		return CLI_EX_USAGE;
 	}
 	close(fd);
 	return 0;
@@ -2747,18 +2749,19 @@ int main(int argc, char **argv)
 		.vms = 1, .files = 1, .file_size = 2ULL << 20, .punch_size = PAGE_SZ,
 		.exit_early = -1,
 	};
-	struct argp argp = { options, parse_opt, NULL, doc, NULL, NULL, NULL };
+	struct argp argp = { options, parse_opt, NULL, doc, cli__std_children, NULL, NULL };
 	struct sigaction sa = { 0 };
 	struct fleet fl = { .o = &o };
 	sigset_t block;
 	unsigned int i;
 	int err, ret;
 
+	cli__set_prog_name(argv);
 	if (sysconf(_SC_PAGESIZE) != (long)PAGE_SZ) {
 		fprintf(stderr, "gmem-load: needs %llu-byte pages\n", PAGE_SZ);
 		return EXIT_UNSUPPORTED;
 	}
-	argp_parse(&argp, argc, argv, 0, NULL, &o);
+	argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, &o);
 	advise_json = o.advise;
 
 	/*

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "gmem_policy.h"
 #include "hugemodel.h"
 #include "policy.h"
@@ -44,35 +45,124 @@ static struct env {
 	int nargs;
 } env = { .max_order = 9, .decisions = 200000 };
 
-const char *argp_program_version = "gmem-policy 0.1.0";
 const char *argp_program_bug_address = "<https://github.com/gmemscope/gmemscope/issues>";
+
+/* Every verb's help: what it does, then examples; the options are shared. */
+#define EXIT_STATUS_DOC \
+	"EXIT STATUS: 0 success, 1 a policy failed to load or to answer in range, or an input " \
+	"could not be read, 64 bad usage."
 
 static const char doc[] =
 	"gmem-policy: write, check and compare huge-page policies.\n"
 	"\n"
 	"USAGE: gmem-policy VERB [OPTIONS] [ARGS]\n"
+	"       gmem-policy help [VERB]\n"
 	"\n"
 	"VERBS:\n"
-	"  list                       policies found (beside this binary, $GMEM_POLICY_DIR)\n"
-	"  check POLICY...            load each, show its struct_ops state, ask sample questions;\n"
-	"                             exit 1 if one fails to load or answers out of range\n"
-	"  decide POLICY CALLBACK [FIELD=VALUE...]\n"
-	"                             one decision on a hand-built context (CALLBACK: split,\n"
-	"                             merge, alloc_order; FIELDs as in gmem_policy.h, hist.X for\n"
-	"                             the region history)\n"
-	"  whatif -p POLICY... [FILE] replay raw records (FILE or stdin) through each policy\n"
-	"  gen [-o FILE]              write the constructed conversion-heavy stream (raw records)\n"
-	"  bench [-p POLICY...]       cost per decision and what-if replay speed\n"
+	"  list     policies found beside this program and in $GMEM_POLICY_DIR\n"
+	"  check    load policies, show their struct_ops state, ask sample questions\n"
+	"  decide   one decision on a context built from FIELD=VALUE arguments\n"
+	"  whatif   replay raw records through each policy, side by side\n"
+	"  gen      write the constructed conversion-heavy stream (raw records)\n"
+	"  bench    cost per decision and what-if replay speed\n"
+	"  help     this text; gmem-policy help VERB or VERB --help for a verb's\n"
 	"\n"
-	"POLICY is a name (split4k, buddy, churn, ...) or a path to a .bpf.o.\n"
+	"POLICY is a name (split4k, buddy, churn, ...) or a path to a .bpf.o file.\n"
 	"\n"
 	"EXAMPLES:\n"
 	"  gmem-policy check buddy churn\n"
-	"  gmem-policy decide churn split order=9 cause=convert hist.recent_conversions=3\n"
+	"  gmem-policy decide churn split order=9 cause=convert \\\n"
+	"      hist.recent_conversions=3\n"
 	"  gmem-policy gen --vcpus 4 --iterations 20 --tail 5 -o conv.gmem\n"
 	"  gmem-policy whatif -p split4k -p buddy -p churn conv.gmem\n"
-	"  gmem-policy whatif -p buddy -j --no-direct-map < conv.gmem | jq .policies[0].pingpongs\n"
-	"  gmem-policy bench";
+	"  gmem-policy bench\n"
+	"\v"
+	EXIT_STATUS_DOC;
+
+static const char list_doc[] =
+	"gmem-policy list: the policies this program finds.\n"
+	"\n"
+	"Looks beside this program (../lib/gmemscope/policies) and in $GMEM_POLICY_DIR, and "
+	"prints each policy's name and object file.\n"
+	"\n"
+	"USAGE: gmem-policy list [-j]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  gmem-policy list\n"
+	"  gmem-policy list -j\n"
+	"\v" EXIT_STATUS_DOC;
+
+static const char check_doc[] =
+	"gmem-policy check: load each policy and ask it sample questions.\n"
+	"\n"
+	"Loads each POLICY into the kernel's BPF VM, shows whether its struct_ops form can "
+	"register on this kernel, and runs every callback on sample contexts. Fails if a policy "
+	"does not load or answers out of range. Needs CAP_BPF.\n"
+	"\n"
+	"USAGE: gmem-policy check POLICY...\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  gmem-policy check buddy churn\n"
+	"  gmem-policy check ./my-policy.bpf.o -v\n"
+	"\v" EXIT_STATUS_DOC;
+
+static const char decide_doc[] =
+	"gmem-policy decide: one decision on a hand-built context.\n"
+	"\n"
+	"CALLBACK is split, merge or alloc_order. Each FIELD=VALUE sets a field of that "
+	"callback's context, as the policy contract names it; hist.FIELD sets a field of the "
+	"region's history; fields left out are 0.\n"
+	"\n"
+	"USAGE: gmem-policy decide POLICY CALLBACK [FIELD=VALUE...]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  gmem-policy decide buddy split order=9\n"
+	"  gmem-policy decide churn split order=9 cause=convert \\\n"
+	"      hist.recent_conversions=3\n"
+	"  gmem-policy decide buddy merge order=0 -j\n"
+	"\v" EXIT_STATUS_DOC;
+
+static const char whatif_doc[] =
+	"gmem-policy whatif: replay raw records through each policy, side by side.\n"
+	"\n"
+	"Reads raw 64-byte event records from FILE, or from stdin without one or with -, runs "
+	"them through a huge-page model per policy and prints splits, merges, huge coverage, "
+	"ping-pongs and the cost per decision. For gmemtrace recordings use gmemtrace whatif.\n"
+	"\n"
+	"USAGE: gmem-policy whatif -p POLICY [-p POLICY...] [FILE]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  gmem-policy whatif -p split4k -p buddy -p churn conv.gmem\n"
+	"  gmem-policy whatif -p buddy -j --no-direct-map < conv.gmem \\\n"
+	"      | jq .policies[0].pingpongs\n"
+	"\v" EXIT_STATUS_DOC;
+
+static const char gen_doc[] =
+	"gmem-policy gen: write the constructed conversion-heavy stream.\n"
+	"\n"
+	"Writes raw records of vCPUs that convert pages private and shared in turns, the "
+	"workload that tells policies apart. Constructed, not recorded: use it to compare "
+	"policies, not to measure a host.\n"
+	"\n"
+	"USAGE: gmem-policy gen [--vcpus N] [--iterations N] [-o FILE]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  gmem-policy gen --vcpus 4 --iterations 20 --tail 5 -o conv.gmem\n"
+	"  gmem-policy gen | gmem-policy whatif -p buddy\n"
+	"\v" EXIT_STATUS_DOC;
+
+static const char bench_doc[] =
+	"gmem-policy bench: cost per decision and what-if replay speed.\n"
+	"\n"
+	"Measures each policy's decisions through BPF_PROG_RUN and the what-if replay of the "
+	"constructed stream, and prints them beside a baseline from the same run.\n"
+	"\n"
+	"USAGE: gmem-policy bench [-p POLICY...] [--decisions N]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  gmem-policy bench\n"
+	"  gmem-policy bench -p buddy --decisions 1000000\n"
+	"\v" EXIT_STATUS_DOC;
 
 enum {
 	OPT_MAX_ORDER = 1000,
@@ -312,7 +402,7 @@ static int cmd_check(void)
 
 	if (!env.nargs) {
 		fprintf(stderr, "gmem-policy check: name at least one POLICY\n");
-		return 2;
+		return CLI_EX_USAGE;
 	}
 	for (i = 0; i < env.nargs; i++)
 		ret |= check_one(env.args[i]);
@@ -336,13 +426,13 @@ static int cmd_decide(void)
 
 	if (env.nargs < 2) {
 		fprintf(stderr, "gmem-policy decide: POLICY CALLBACK [FIELD=VALUE...]\n");
-		return 2;
+		return CLI_EX_USAGE;
 	}
 	cb = policy__cb_parse(env.args[1]);
 	if (cb < 0) {
 		fprintf(stderr, "gmem-policy: unknown callback '%s' (split, merge, alloc_order)\n",
 			env.args[1]);
-		return 2;
+		return CLI_EX_USAGE;
 	}
 	o = json_object();
 	hist = json_object();
@@ -353,7 +443,7 @@ static int cmd_decide(void)
 
 		if (!eq) {
 			fprintf(stderr, "gmem-policy: '%s' is not FIELD=VALUE\n", env.args[i]);
-			return 2;
+			return CLI_EX_USAGE;
 		}
 		*eq = 0;
 		errno = 0;
@@ -369,7 +459,7 @@ static int cmd_decide(void)
 	json_decref(o);
 	if (e) {
 		fprintf(stderr, "gmem-policy: %s\n", err);
-		return 2;
+		return CLI_EX_USAGE;
 	}
 	if (open_policy(env.args[0], &p))
 		return 1;
@@ -406,7 +496,7 @@ static int cmd_whatif(void)
 
 	if (!env.npolicies) {
 		fprintf(stderr, "gmem-policy whatif: name at least one policy with -p\n");
-		return 2;
+		return CLI_EX_USAGE;
 	}
 	src = calloc(1, sizeof(*src));
 	if (!src)
@@ -659,29 +749,68 @@ cleanup:
 static const struct cmd {
 	const char *name;
 	int (*fn)(void);
+	const char *args; /* argp's args_doc: the usage line after [OPTION...] */
+	const char *doc;
 } cmds[] = {
-	{ "list", cmd_list },	{ "check", cmd_check }, { "decide", cmd_decide },
-	{ "whatif", cmd_whatif }, { "gen", cmd_gen },	  { "bench", cmd_bench },
+	{ "list", cmd_list, NULL, list_doc },
+	{ "check", cmd_check, "POLICY...", check_doc },
+	{ "decide", cmd_decide, "POLICY CALLBACK [FIELD=VALUE...]", decide_doc },
+	{ "whatif", cmd_whatif, "[FILE]", whatif_doc },
+	{ "gen", cmd_gen, NULL, gen_doc },
+	{ "bench", cmd_bench, NULL, bench_doc },
 };
+
+static const struct cmd *find_cmd(const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(name, cmds[i].name))
+			return &cmds[i];
+	return NULL;
+}
+
+/* Parse a verb's arguments with its own help text; argv[0] becomes "gmem-policy VERB". */
+static int parse_verb(const struct cmd *c, int argc, char **argv)
+{
+	struct argp argp = { opts, parse_arg, c->args, c->doc, cli__std_children, NULL, NULL };
+	char name[64];
+
+	snprintf(name, sizeof(name), "gmem-policy %s", c->name);
+	argv[0] = name;
+	return argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL);
+}
 
 int main(int argc, char **argv)
 {
-	static const struct argp argp = { opts, parse_arg, "VERB [ARGS...]", doc, NULL, NULL, NULL };
-	unsigned int i;
+	static const struct argp argp = { opts, parse_arg, "VERB [ARGS...]", doc, cli__std_children,
+					  NULL, NULL };
+	const struct cmd *c;
 
+	cli__set_prog_name(argv);
 	if (argc < 2 || argv[1][0] == '-') {
-		argp_parse(&argp, argc, argv, 0, NULL, NULL); /* --help, --version */
-		fprintf(stderr, "gmem-policy: name a verb (gmem-policy --help)\n");
-		return 2;
+		argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL); /* --help, --version */
+		fprintf(stderr, "gmem-policy: name a verb (gmem-policy help)\n");
+		return CLI_EX_USAGE;
 	}
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strcmp(argv[1], cmds[i].name))
-			continue;
-		argv[1] = argv[0];
-		if (argp_parse(&argp, argc - 1, argv + 1, 0, NULL, NULL))
-			return 2;
-		return cmds[i].fn();
+	if (!strcmp(argv[1], "help")) {
+		char *hargv[] = { argv[0], "--help", NULL };
+
+		if (argc < 3)
+			return argp_parse(&argp, 2, hargv, CLI_ARGP_FLAGS, NULL, NULL);
+		c = find_cmd(argv[2]);
+		if (!c) {
+			fprintf(stderr, "gmem-policy: no verb '%s' (gmem-policy help)\n", argv[2]);
+			return CLI_EX_USAGE;
+		}
+		return parse_verb(c, 2, hargv);
 	}
-	fprintf(stderr, "gmem-policy: unknown verb '%s' (gmem-policy --help)\n", argv[1]);
-	return 2;
+	c = find_cmd(argv[1]);
+	if (!c) {
+		fprintf(stderr, "gmem-policy: unknown verb '%s' (gmem-policy help)\n", argv[1]);
+		return CLI_EX_USAGE;
+	}
+	if (parse_verb(c, argc - 1, argv + 1))
+		return CLI_EX_USAGE;
+	return c->fn();
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <systemd/sd-daemon.h>
 
 #include "cli.h"
 #include "ctl.h"
@@ -30,8 +31,6 @@
 #include "server.h"
 #include "kvmstats.h"
 #include "webconfig.h"
-
-#define GMEMD_VERSION "0.1.0"
 
 static struct env {
 	const char *listen;
@@ -61,17 +60,15 @@ static struct env {
 	.max_file_series = 10000,
 };
 
-const char *argp_program_version = "gmemd " GMEMD_VERSION;
 const char *argp_program_bug_address = "<https://github.com/gmemscope/gmemscope/issues>";
 static const char doc[] =
 	"gmemd: watch what the kernel does with guest_memfd memory and export it.\n"
 	"\n"
-	"Attaches gmemscope's BPF probes (the best tier per event that this kernel\n"
-	"allows), keeps a model per VM and per guest_memfd file, and serves\n"
-	"Prometheus metrics over HTTP plus a control socket from which gmemtop and\n"
-	"gmemtrace read snapshots and the event stream. Needs root or\n"
-	"CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN (see README,\n"
-	"Privileges).\n"
+	"Attaches gmemscope's BPF probes (the best tier per event that this kernel allows), keeps "
+	"a model per VM and per guest_memfd file, and serves Prometheus metrics over HTTP plus a "
+	"control socket from which gmemtop and gmemtrace read snapshots and the event stream. "
+	"Needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (and CAP_DAC_READ_SEARCH for a "
+	"uid other than 0); once attached it keeps only CAP_BPF and CAP_PERFMON.\n"
 	"\n"
 	"USAGE: gmemd [--listen HOST:PORT] [--socket PATH] [--probe] [OPTIONS]\n"
 	"\n"
@@ -81,12 +78,19 @@ static const char doc[] =
 	"  gmemd --probe               # what this kernel lets us see, and why not\n"
 	"  gmemd --probe -j            # the same as JSON\n"
 	"  curl -s localhost:9477/metrics | grep ^gmem_pages_allocated_total\n"
-	"  gmemd --policy buddy        # advise on huge-page splits with bpf/policies/buddy\n"
+	"  gmemd --policy buddy        # advise on huge-page splits with that policy\n"
 	"  gmemd --listen 0.0.0.0:9477 --web.config.file /etc/gmemscope/web.yml\n"
-	"                              # all interfaces, HTTPS with basic auth\n"
 	"\v"
-	"The vm label is the VMM's pid (kvm->stats_id), gmem is the file's inode.\n"
-	"Metric names: see DESIGN.md or the HELP lines of /metrics.";
+	"The last example serves all interfaces over HTTPS with basic auth. The vm label is the "
+	"VMM's pid (kvm->stats_id), gmem is the file's inode; the HELP lines of /metrics explain "
+	"every metric.\n"
+	"\n"
+	"SIGNALS: SIGINT, SIGTERM and SIGHUP stop gmemd cleanly; it removes its socket if the socket is "
+	"still its own.\n"
+	"\n"
+	"EXIT STATUS: 0 stopped by a signal, or --probe printed its table; 1 gmemd could not "
+	"start (missing capabilities, a probe, socket or port it could not set up) or failed "
+	"while running; 64 bad usage.";
 
 enum {
 	OPT_NO_FENTRY = 1000,
@@ -105,7 +109,7 @@ enum {
 
 static const struct argp_option opts[] = {
 	{ "listen", 'l', "HOST:PORT", 0, "Serve /metrics here (default 127.0.0.1:9477)", 0 },
-	{ "socket", 's', "PATH", 0, "Control socket (default " CTL_DEFAULT_SOCKET ")", 0 },
+	{ "socket", 's', "PATH", 0, "Where to serve the control socket, by default " CTL_DEFAULT_SOCKET ", mode 0660", 0 },
 	{ "kvm-stats", OPT_KVM_STATS, "default|all|none|NAME,...", 0,
 	  "KVM binary stats to export per VM as gmem_kvm_* (read from the stats fds each VMM "
 	  "holds, e.g. QEMU's per-vCPU ones; default: exits, halt_exits, io_exits, mmio_exits, "
@@ -115,20 +119,20 @@ static const struct argp_option opts[] = {
 	  "TLS and basic auth for /metrics, in the Prometheus exporter-toolkit's format "
 	  "(tls_server_config: cert_file, key_file; basic_auth_users: NAME: bcrypt hash)", 0 },
 	{ "socket-group", OPT_SOCKET_GROUP, "GROUP", 0,
-	  "Give the control socket to this group (name or gid; mode 0660), so its members "
-	  "run gmemtop and gmemtrace record without root (default: root's group)", 0 },
+	  "Give the control socket to this group (a name or gid), so that its members "
+	  "run gmemtop and gmemtrace record without root (the default is root's group)", 0 },
 	{ "probe", 'p', NULL, 0, "Print the probe coverage table and exit", 0 },
 	{ "json", 'j', NULL, 0, "JSON output (with --probe)", 0 },
 	{ "no-fentry", OPT_NO_FENTRY, NULL, 0, "Do not try the fentry tier", 0 },
 	{ "no-http", OPT_NO_HTTP, NULL, 0, "Serve only the control socket", 0 },
-	{ "ring-size", OPT_RING, "MIB", 0, "Ring buffer size in MiB, a power of two (default 16)",
+	{ "ring-size", OPT_RING, "MIB", 0, "Ring buffer MiB, a power of two (default 16)",
 	  0 },
 	{ "scan-interval", OPT_SCAN, "SECONDS", 0,
 	  "Liveness/discovery scan period (default 2)", 0 },
 	{ "retire-after", OPT_RETIRE, "SECONDS", 0,
 	  "Keep an exited VM's series this long (default 60)", 0 },
 	{ "max-file-series", OPT_MAXFILES, "N", 0,
-	  "Cap on per-file series in /metrics (default 10000)", 0 },
+	  "Cap on per-file series in /metrics (10000)", 0 },
 	{ "scan", OPT_SCAN_HOW, "iter|procfs", 0,
 	  "How to find live gmem files: BPF iterators (default; /proc if refused) or /proc", 0 },
 	{ "policy", OPT_POLICY, "NAME|FILE.bpf.o", 0,
@@ -357,7 +361,7 @@ static int print_probe(void)
 
 int main(int argc, char **argv)
 {
-	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
+	static const struct argp argp = { opts, parse_arg, NULL, doc, cli__std_children, NULL, NULL };
 	struct server_opts vo = { .name = "gmemd", .socket_gid = -1 };
 	struct source_opts so = {};
 	struct server *srv = NULL;
@@ -369,12 +373,14 @@ int main(int argc, char **argv)
 	__u64 next_kvm = 0;
 	char err[512] = "";
 	int e, sig_fd = -1, ret = 1;
+	bool notified = false;
 	__u64 retired_seen = 0;
 	sigset_t mask;
 
-	e = argp_parse(&argp, argc, argv, 0, NULL, NULL);
+	cli__set_prog_name(argv);
+	e = argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL);
 	if (e)
-		return 2;
+		return CLI_EX_USAGE;
 	if (env.probe)
 		return print_probe();
 
@@ -464,6 +470,9 @@ int main(int argc, char **argv)
 	fprintf(stderr, "gmemd: ready; metrics on http%s://%s/metrics%s, control socket %s\n",
 		webconfig__cert(web) ? "s" : "", env.no_http ? "(off)" : server__listen_addr(srv),
 		webconfig__wants_auth(web) ? " (basic auth)" : "", env.socket);
+	/* Type=notify: systemd starts what depends on gmemd once the socket and port answer.
+	 * A no-op (0) without $NOTIFY_SOCKET; a failure to notify is not a reason to stop. */
+	notified = sd_notify(0, "READY=1\nSTATUS=serving metrics and the control socket") > 0;
 
 	for (;;) {
 		struct pollfd pfd[2 + 80];
@@ -506,6 +515,8 @@ int main(int argc, char **argv)
 	}
 	ret = 0;
 cleanup:
+	if (notified)
+		sd_notify(0, "STOPPING=1");
 	/* the server first: its HTTP thread may be rendering from the source's table */
 	server__close(srv);
 	source__close(src);

@@ -27,13 +27,13 @@
 #include <curses.h>
 #include <jansson.h>
 
+#include "cli.h"
 #include "ctl.h"
 #include "feed.h"
 #include "source.h"
 #include "strbuf.h"
 #include "top.h"
 
-#define GMEMTOP_VERSION "0.1.0"
 #define FIRST_RATE_MS   1000 /* the second snapshot comes this soon at most */
 #define EVENT_REDRAW_MS 250  /* a drill-down redraws for new events at most this often */
 
@@ -56,31 +56,35 @@ static struct env {
 	.delay = 1.0,
 };
 
-const char *argp_program_version = "gmemtop " GMEMTOP_VERSION;
 const char *argp_program_bug_address = "<https://github.com/gmemscope/gmemscope/issues>";
 static const char doc[] =
-	"gmemtop: a live dashboard of what the kernel does with guest_memfd memory, per VM.\n"
+	"gmemtop: a live dashboard of guest_memfd memory, one row per VM.\n"
 	"\n"
-	"Reads gmemd's control socket when gmemd runs, and otherwise runs gmemscope's probes\n"
-	"in this process (root, or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN). Also views a\n"
-	"recording that `gmemtrace replay` serves (--socket PATH). One row per VM: files,\n"
-	"guest_memfd size and populated bytes, allocations per second by source, punches, frees,\n"
-	"conversions with p50/p99 latency, direct-map removals, RMP/TDX ops, splits.\n"
-	"Enter drills into a VM; h shows every key.\n"
+	"Reads gmemd's control socket when gmemd runs, and otherwise runs gmemscope's probes in "
+	"this process (root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN). Also views a recording "
+	"that gmemtrace replay serves (--socket PATH). One row per VM: files, guest_memfd size "
+	"and populated bytes, allocations per second by source, punches, frees, conversions with "
+	"p50/p99 latency, direct-map removals, RMP/TDX ops, splits. Enter drills into a VM; h "
+	"shows every key.\n"
 	"\n"
-	"USAGE: gmemtop [--socket PATH | --in-process] [-d SECONDS] [-b [--format F] [-n N]]\n"
+	"USAGE: gmemtop [--socket PATH | --in-process] [-d SECONDS]\n"
+	"       gmemtop -b [--format text|csv|json] [-n COUNT] [-t]\n"
 	"\n"
 	"EXAMPLES:\n"
 	"  gmemtop                          # live, from gmemd or in-process\n"
 	"  gmemtop -d 2                     # refresh every 2 s\n"
 	"  gmemtop --socket /tmp/replay.sock   # a recording served by gmemtrace replay\n"
-	"  gmemtop -b -n 10 -d 1            # 10 text snapshots, one a second, like kvm_stat -l\n"
+	"  gmemtop -b -n 10 -d 1            # 10 text snapshots, like kvm_stat -l\n"
 	"  gmemtop -b --format csv -t       # CSV of totals for a log, until Ctrl-C\n"
 	"  gmemtop --once -j | jq '.vms[] | {pid, populated_bytes}'\n"
 	"\v"
-	"Batch output: text (the table), csv (one row per VM per snapshot, totals and\n"
-	"rates), json (one object per snapshot and line). Rates need two snapshots: the\n"
-	"first has none (\"-\", empty, null).";
+	"Batch output: text (the table), csv (one row per VM per snapshot, totals and rates), "
+	"json (one object per snapshot and line). Rates need two snapshots: the first has none "
+	"(\"-\", empty, null).\n"
+	"\n"
+	"EXIT STATUS: 0 quit with q, Ctrl-C, or the snapshots asked for printed; 1 no data "
+	"source could be opened (no socket answers, or the probes could not load) or it failed "
+	"while running; 64 bad usage.";
 
 enum {
 	OPT_FORMAT = 1000,
@@ -574,7 +578,7 @@ static int run_tui(struct feed *feed, struct top *t, int sig_fd)
 
 int main(int argc, char **argv)
 {
-	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
+	static const struct argp argp = { opts, parse_arg, NULL, doc, cli__std_children, NULL, NULL };
 	struct feed_opts fo = {};
 	struct top_opts to = {};
 	struct feed *feed = NULL;
@@ -583,10 +587,11 @@ int main(int argc, char **argv)
 	int e, sig_fd = -1, ret = 1;
 	sigset_t mask;
 
+	cli__set_prog_name(argv);
 	setlocale(LC_ALL, "");
-	e = argp_parse(&argp, argc, argv, 0, NULL, NULL);
+	e = argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL);
 	if (e)
-		return 2;
+		return CLI_EX_USAGE;
 	/* not a terminal: the dashboard has nowhere to go; print what it would show */
 	if (!env.batch && (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO)))
 		env.batch = true;

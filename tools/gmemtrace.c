@@ -41,13 +41,12 @@
 #include "strbuf.h"
 #include "whatif.h"
 
-#define GMEMTRACE_VERSION "0.1.0"
+#define GMEMTRACE_VERSION GMEMSCOPE_VERSION
 #define DEFAULT_OUTPUT "gmemtrace.gmtr"
 #define REPLAY_LISTEN "127.0.0.1:9478"
 #define REPLAY_SOCKET "/run/gmemscope/replay.sock"
 #define NS_PER_SEC 1000000000ull
 
-const char *argp_program_version = "gmemtrace " GMEMTRACE_VERSION;
 const char *argp_program_bug_address = "<https://github.com/gmemscope/gmemscope/issues>";
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -304,12 +303,12 @@ enum {
 static const char record_doc[] =
 	"gmemtrace record: record the event stream to a file.\n"
 	"\n"
-	"Subscribes to gmemd's control socket when gmemd runs (the records gmemd's model\n"
-	"applies, with a snapshot of the files live at that moment), else loads the probes\n"
-	"in-process (root, or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN). Writes a self-describing\n"
-	"recording (docs/recording-format.md) in checksummed, compressed chunks at least once a\n"
-	"second, so a recorder killed or a full disk leaves a file readable up to its last\n"
-	"chunk. SIGINT, SIGTERM and --duration end the file cleanly; SIGHUP rotates when\n"
+	"Subscribes to gmemd's control socket when gmemd runs (the records gmemd's model "
+	"applies, with a snapshot of the files live at that moment), else loads the probes "
+	"in-process (root, or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN). Writes a self-describing "
+	"recording in checksummed, compressed chunks at least once a "
+	"second, so a recorder killed or a full disk leaves a file readable up to its last "
+	"chunk. SIGINT, SIGTERM and --duration end the file cleanly; SIGHUP rotates when "
 	"rotating, else ends it. A line of progress shows on a terminal.\n"
 	"\n"
 	"USAGE: gmemtrace record [-o FILE] [--duration S] [--vm PID ...]\n"
@@ -318,25 +317,26 @@ static const char record_doc[] =
 	"EXAMPLES:\n"
 	"  gmemtrace record -o vm.gmtr                  # until Ctrl-C\n"
 	"  gmemtrace record --duration 10 --vm 4242     # one VM, ten seconds\n"
-	"  gmemtrace record --rotate-size 64M --max-files 4 -o ring.gmtr\n"
-	"                                                # ring.gmtr.0, .1, ...: newest 4 kept\n"
 	"  gmemtrace record --in-process -o x.gmtr      # without gmemd\n"
+	"  gmemtrace record --rotate-size 64M --max-files 4 -o ring.gmtr\n"
 	"\v"
-	"An existing FILE is not overwritten: it is renamed FILE.old first (replacing an older\n"
-	"FILE.old), as perf record does; --force overwrites it. With rotation an existing\n"
+	"The last example writes ring.gmtr.0, ring.gmtr.1, ... and keeps the newest 4.\n"
+	"\n"
+	"An existing FILE is not overwritten: it is renamed FILE.old first (replacing an older "
+	"FILE.old), as perf record does; --force overwrites it. With rotation an existing "
 	"FILE.0 is refused unless --force. A directory or other non-file is always refused.\n"
 	"\n"
-	"With rotation the files are FILE.0, FILE.1, ...; each is complete on its own and\n"
+	"With rotation the files are FILE.0, FILE.1, ...; each is complete on its own and "
 	"starts with the files live at the cut (FILE_DISCOVER records).";
 
 static const struct argp_option record_opts[] = {
 	{ "output", 'o', "FILE", 0, "Write here (default " DEFAULT_OUTPUT "); an existing FILE "
 	  "is kept as FILE.old", 0 },
-	{ "force", 'f', NULL, 0, "Overwrite an existing FILE (or FILE.0 when rotating)", 0 },
+	{ "force", 'f', NULL, 0, "Overwrite an existing FILE (FILE.0 with rotation)", 0 },
 	{ "duration", 'd', "SECONDS", 0, "Stop after this long", 0 },
 	{ "vm", OPT_VM, "PID[,PID...]", 0,
-	  "Only these VMs (repeatable); host-wide records are kept", 0 },
-	{ "socket", 's', "PATH", 0, "gmemd's control socket (default " CTL_DEFAULT_SOCKET ")", 0 },
+	  "Only these VMs (repeatable); the host-wide records stay in", 0 },
+	{ "socket", 's', "PATH", 0, "Read this control socket (" CTL_DEFAULT_SOCKET " by default)", 0 },
 	{ "in-process", OPT_IN_PROCESS, NULL, 0, "Load the probes here even if gmemd runs", 0 },
 	{ "rotate-size", OPT_ROTATE_SIZE, "BYTES", 0, "Start a new file past this size (K/M/G)",
 	  1 },
@@ -926,8 +926,7 @@ static void progress(struct recorder *r, __u64 start, bool final)
 
 static int do_record(int argc, char **argv)
 {
-	static const struct argp argp = { record_opts, record_parse, NULL, record_doc, NULL, NULL,
-					  NULL };
+	static const struct argp argp = { record_opts, record_parse, NULL, record_doc, cli__std_children, NULL, NULL };
 	struct recording_writer_stats st = {};
 	struct source_opts so = {};
 	struct source *src = NULL;
@@ -943,8 +942,8 @@ static int do_record(int argc, char **argv)
 
 	rec_env = (struct record_env){ .output = DEFAULT_OUTPUT, .socket = CTL_DEFAULT_SOCKET,
 				       .ring_mb = 16, .scan_interval = 2.0 };
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	sig_fd = signals_fd();
 	r.filter = rec_env.nvms > 0;
 	if (rotating()) {
@@ -1257,9 +1256,9 @@ static struct report_env {
 static const char report_doc[] =
 	"gmemtrace report: summarise a recording through the model gmemd uses.\n"
 	"\n"
-	"Every record goes through model__apply, as in gmemd; the report shows per VM and per\n"
-	"file what the exporter would, by event kind, with latency histograms (log2, like\n"
-	"bcc's biolatency) and percentiles. VMs are never retired here: a report covers the\n"
+	"Every record goes through the model gmemd uses; the report shows per VM and per "
+	"file what the exporter would, by event kind, with latency histograms (log2, like "
+	"bcc's biolatency) and percentiles. VMs are never retired here: a report covers the "
 	"whole recording.\n"
 	"\n"
 	"USAGE: gmemtrace report FILE [-j] [--vm PID]\n"
@@ -1270,7 +1269,7 @@ static const char report_doc[] =
 	"  gmemtrace report --vm 4242 vm.gmtr";
 
 static const struct argp_option report_opts[] = {
-	{ "json", 'j', NULL, 0, "JSON: the recording and model__to_json(), plus percentiles", 0 },
+	{ "json", 'j', NULL, 0, "JSON: the recording and the model as gmemd's snapshot has it, plus percentiles", 0 },
 	{ "vm", OPT_VM, "PID", 0, "Only this VM's records (with its files' and host-wide ones)",
 	  0 },
 	{},
@@ -1632,8 +1631,7 @@ static json_t *report_json(const char *path, struct recording *r, const struct m
 
 static int do_report(int argc, char **argv)
 {
-	static const struct argp argp = { report_opts, report_parse, NULL, report_doc, NULL, NULL,
-					  NULL };
+	static const struct argp argp = { report_opts, report_parse, NULL, report_doc, cli__std_children, NULL, NULL };
 	struct model_opts mo = { .retire_after_ns = ~0ull };
 	struct recording *r = NULL;
 	struct model *m = NULL;
@@ -1641,8 +1639,8 @@ static int do_report(int argc, char **argv)
 	int ret = 1;
 
 	rep_env = (struct report_env){};
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	r = open_recording(rep_env.file);
 	if (!r)
 		return 1;
@@ -1686,15 +1684,16 @@ static struct replay_env {
 static const char replay_doc[] =
 	"gmemtrace replay: serve a recording as gmemd would.\n"
 	"\n"
-	"Feeds the recording through the model and serves it with gmemd's server: the same\n"
-	"/metrics, the same control socket (hello says server \"gmemtrace replay\", live\n"
-	"false; subscribe streams the records as they are replayed), so Prometheus, curl and\n"
-	"gmemtop look at a recording as at a live host. Paced by the records' timestamps\n"
-	"(--speed), or as fast as it goes (--max) for what-if analysis. Keeps serving after\n"
-	"the end until SIGINT or SIGTERM, unless --exit-at-end. VMs retire after\n"
+	"Feeds the recording through the model and serves it with gmemd's server: the same "
+	"/metrics, the same control socket (hello says server \"gmemtrace replay\", live "
+	"false; subscribe streams the records as they are replayed), so Prometheus, curl and "
+	"gmemtop look at a recording as at a live host. Paced by the records' timestamps "
+	"(--speed), or as fast as it goes (--max) for what-if analysis. Keeps serving after "
+	"the end until SIGINT or SIGTERM, unless --exit-at-end. VMs retire after "
 	"--retire-after of recorded time, as in gmemd.\n"
 	"\n"
-	"USAGE: gmemtrace replay FILE [--speed X | --max] [--listen HOST:PORT] [--socket PATH]\n"
+	"USAGE: gmemtrace replay FILE [--speed X | --max]\n"
+	"                        [--listen HOST:PORT] [--socket PATH]\n"
 	"\n"
 	"EXAMPLES:\n"
 	"  gmemtrace replay vm.gmtr                     # real time, 127.0.0.1:9478\n"
@@ -1706,7 +1705,7 @@ static const struct argp_option replay_opts[] = {
 	{ "speed", OPT_SPEED, "X", 0, "Replay X times real time (default 1)", 0 },
 	{ "max", OPT_MAX, NULL, 0, "As fast as possible", 0 },
 	{ "listen", 'l', "HOST:PORT", 0, "Serve /metrics here (default " REPLAY_LISTEN ")", 0 },
-	{ "socket", 's', "PATH", 0, "Control socket (default " REPLAY_SOCKET ")", 0 },
+	{ "socket", 's', "PATH", 0, "Serve this control socket (" REPLAY_SOCKET " by default)", 0 },
 	{ "no-http", OPT_NO_HTTP, NULL, 0, "Serve only the control socket", 0 },
 	{ "exit-at-end", OPT_EXIT_AT_END, NULL, 0, "Exit once the recording is replayed", 0 },
 	{ "retire-after", OPT_RETIRE, "SECONDS", 0,
@@ -1798,8 +1797,7 @@ static size_t replay_stats(void *ctx, struct prom_stat *stats, size_t max)
 
 static int do_replay(int argc, char **argv)
 {
-	static const struct argp argp = { replay_opts, replay_parse, NULL, replay_doc, NULL, NULL,
-					  NULL };
+	static const struct argp argp = { replay_opts, replay_parse, NULL, replay_doc, cli__std_children, NULL, NULL };
 	struct server_opts vo = { .name = "gmemtrace replay", .socket_gid = -1 };
 	const struct gmem_event *recs = NULL;
 	struct replay_state st = {};
@@ -1813,8 +1811,8 @@ static int do_replay(int argc, char **argv)
 	rp_env = (struct replay_env){ .speed = 1.0, .listen = REPLAY_LISTEN,
 				      .socket = REPLAY_SOCKET, .retire_after = 60,
 				      .max_file_series = 10000 };
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	r = open_recording(rp_env.file);
 	if (!r)
 		return 1;
@@ -1943,25 +1941,26 @@ static const char export_doc[] =
 	"gmemtrace export: convert a recording for other tools.\n"
 	"\n"
 	"perfetto: Chrome trace-event JSON, which ui.perfetto.dev and chrome://tracing open:\n"
-	"a process per VM, a thread per vCPU; conversions as slices from the vCPU's exit to\n"
-	"its next entry with the attributes call nested in them; populated bytes per VM and\n"
-	"the host's DirectMap 4k/2M/1G mix as counters; lifecycle, punch holes, RMP, TDX,\n"
-	"splits as instant events. csv and jsonl: one record per line, every field, with\n"
+	"a process per VM, a thread per vCPU; conversions as slices from the vCPU's exit to "
+	"its next entry with the attributes call nested in them; populated bytes per VM and "
+	"the host's DirectMap 4k/2M/1G mix as counters; lifecycle, punch holes, RMP, TDX, "
+	"splits as instant events. csv and jsonl: one record per line, every field, with "
 	"names for kinds, sources, directions and ops.\n"
 	"\n"
 	"USAGE: gmemtrace export FILE --format perfetto|csv|jsonl [-o OUT]\n"
 	"\n"
 	"EXAMPLES:\n"
-	"  gmemtrace export vm.gmtr --format perfetto -o vm.json   # open in ui.perfetto.dev\n"
+	"  gmemtrace export vm.gmtr --format perfetto -o vm.json  # for ui.perfetto.dev\n"
 	"  gmemtrace export vm.gmtr --format csv | head\n"
-	"  gmemtrace export vm.gmtr --format jsonl | jq -c 'select(.kind == \"conv_attr\")'";
+	"  gmemtrace export vm.gmtr --format jsonl \\\n"
+	"      | jq -c 'select(.kind == \"conv_attr\")'";
 
 static const struct argp_option export_opts[] = {
 	{ "format", 'f', "FORMAT", 0, "perfetto, csv or jsonl", 0 },
 	{ "output", 'o', "OUT", 0, "Write here (default standard output)", 0 },
 	{ "counter-interval", OPT_COUNTER, "US", 0,
-	  "perfetto: at most one populated-bytes sample per VM per US microseconds (default "
-	  "1000; 0 = every change)", 0 },
+	  "perfetto: at most one populated-bytes sample per VM per US microseconds (1000 by "
+	  "default; 0 samples every change)", 0 },
 	{},
 };
 
@@ -1999,8 +1998,7 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 
 static int do_export(int argc, char **argv)
 {
-	static const struct argp argp = { export_opts, export_parse, NULL, export_doc, NULL, NULL,
-					  NULL };
+	static const struct argp argp = { export_opts, export_parse, NULL, export_doc, cli__std_children, NULL, NULL };
 	const struct gmem_event *recs;
 	struct perfetto *pf = NULL;
 	struct recording *r = NULL;
@@ -2011,8 +2009,8 @@ static int do_export(int argc, char **argv)
 	char kb[32];
 
 	ex_env = (struct export_env){ .counter_interval_us = 1000 };
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	r = open_recording(ex_env.file);
 	if (!r)
 		return 1;
@@ -2105,8 +2103,8 @@ static struct cat_env {
 static const char cat_doc[] =
 	"gmemtrace cat: print a recording's events as text, one per line.\n"
 	"\n"
-	"Each line: seconds since the first record, the kind, vm and tid, then the kind's\n"
-	"fields by meaning (gmem_events.h) and its flags ([synth], [scenario], [range]...).\n"
+	"Each line: seconds since the first record, the kind, vm and tid, then the kind's "
+	"fields by meaning, and its flags ([synth], [scenario], [range]).\n"
 	"\n"
 	"USAGE: gmemtrace cat FILE [--kind NAME ...] [--vm PID]\n"
 	"\n"
@@ -2152,7 +2150,7 @@ static error_t cat_parse(int key, char *arg, struct argp_state *state)
 
 static int do_cat(int argc, char **argv)
 {
-	static const struct argp argp = { cat_opts, cat_parse, NULL, cat_doc, NULL, NULL, NULL };
+	static const struct argp argp = { cat_opts, cat_parse, NULL, cat_doc, cli__std_children, NULL, NULL };
 	struct strbuf line = STRBUF_INIT;
 	const struct gmem_event *recs;
 	struct recording *r;
@@ -2164,8 +2162,8 @@ static int do_cat(int argc, char **argv)
 	char kb[32];
 
 	cat_env = (struct cat_env){};
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	r = open_recording(cat_env.file);
 	if (!r)
 		return 1;
@@ -2187,7 +2185,7 @@ static int do_cat(int argc, char **argv)
 				"are: %s\n", cat_env.kinds[k], strbuf__str(&known));
 			strbuf__release(&known);
 			recording__close(r);
-			return 64;
+			return CLI_EX_USAGE;
 		}
 		strbuf__release(&known);
 	}
@@ -2226,7 +2224,7 @@ static struct info_env {
 static const char info_doc[] =
 	"gmemtrace info: a recording's header, chunks and integrity.\n"
 	"\n"
-	"Reads every chunk and checks every checksum and the trailer; says what the file is,\n"
+	"Reads every chunk and checks every checksum and the trailer; says what the file is, "
 	"where it came from and whether it is complete.\n"
 	"\n"
 	"USAGE: gmemtrace info FILE [-j]\n"
@@ -2263,7 +2261,7 @@ static error_t info_parse(int key, char *arg, struct argp_state *state)
 
 static int do_info(int argc, char **argv)
 {
-	static const struct argp argp = { info_opts, info_parse, NULL, info_doc, NULL, NULL, NULL };
+	static const struct argp argp = { info_opts, info_parse, NULL, info_doc, cli__std_children, NULL, NULL };
 	const struct gmem_event *recs;
 	struct recording *r;
 	const json_t *meta, *fmt, *clk, *host, *src, *scen, *recj;
@@ -2273,8 +2271,8 @@ static int do_info(int argc, char **argv)
 	char b1[32];
 
 	info_env = (struct info_env){};
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	r = open_recording(info_env.file);
 	if (!r)
 		return 1;
@@ -2369,12 +2367,11 @@ static struct features_env {
 } ft_env;
 
 static const char features_doc[] =
-	"gmemtrace features: which events this kernel lets gmemscope see, on which tier, and\n"
+	"gmemtrace features: which events this kernel lets gmemscope see, on which tier, and "
 	"why not the others (the same table as gmemd --probe).\n"
 	"\n"
-	"Loads and attaches the probes for real, so \"live\" means attached. Needs root or\n"
-	"CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN (see README,\n"
-	"Privileges).\n"
+	"Loads and attaches the probes for real, so \"live\" means attached. Needs root or "
+	"CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN.\n"
 	"\n"
 	"USAGE: gmemtrace features [-j] [--no-fentry]\n"
 	"\n"
@@ -2412,13 +2409,13 @@ static error_t features_parse(int key, char *arg, struct argp_state *state)
 
 static int do_features(int argc, char **argv)
 {
-	static const struct argp argp = { features_opts, features_parse, NULL, features_doc, NULL,
-					  NULL, NULL };
+	static const struct argp argp = { features_opts, features_parse, NULL, features_doc,
+					  cli__std_children, NULL, NULL };
 	struct loader_opts lo = {};
 
 	ft_env = (struct features_env){};
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	lo.verbose = ft_env.verbose;
 	lo.no_fentry = ft_env.no_fentry;
 	return cli__print_coverage(&lo, ft_env.json, "gmemtrace");
@@ -2437,12 +2434,12 @@ static struct synth_env {
 } sy_env;
 
 static const char synth_doc[] =
-	"gmemtrace synth: write a constructed scenario as a recording (tests, demos, benchmarks).\n"
+	"gmemtrace synth: write a constructed scenario as a recording.\n"
 	"\n"
-	"Scenarios stand for what this machine's kernel cannot produce: conversions, SEV-SNP\n"
-	"RMP and TDX transitions, huge-page splits. They are written through the recorder's\n"
-	"own writer; every record carries the SCENARIO flag, and the file's metadata says how\n"
-	"the scenario was constructed and from which kernel source (tests/scenarios/README.md).\n"
+	"Scenarios stand for what this machine's kernel cannot produce: conversions, SEV-SNP "
+	"RMP and TDX transitions, huge-page splits. They are written through the recorder's "
+	"own writer; every record carries the SCENARIO flag, and the file's metadata says how "
+	"the scenario was constructed and from which kernel source.\n"
 	"\n"
 	"USAGE: gmemtrace synth SCENARIO -o FILE [--vcpus N] [--events N]\n"
 	"       gmemtrace synth --list\n"
@@ -2517,8 +2514,7 @@ static int synth_emit(void *ctx, const struct gmem_event *e)
 
 static int do_synth(int argc, char **argv)
 {
-	static const struct argp argp = { synth_opts, synth_parse, NULL, synth_doc, NULL, NULL,
-					  NULL };
+	static const struct argp argp = { synth_opts, synth_parse, NULL, synth_doc, cli__std_children, NULL, NULL };
 	struct recording_writer_opts wo = { .threaded = true, .no_host = true };
 	struct recording_writer_stats st;
 	const struct scenario *s;
@@ -2530,8 +2526,8 @@ static int do_synth(int argc, char **argv)
 	int e;
 
 	sy_env = (struct synth_env){};
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	if (sy_env.list) {
 		for (i = 0; i < scenario_count; i++)
 			printf("%-24s %s\n", scenario_list[i].name, scenario_list[i].summary);
@@ -2613,17 +2609,18 @@ static struct whatif_env {
 static const char whatif_doc[] =
 	"gmemtrace whatif: replay a recording through a huge-page model per policy, side by side.\n"
 	"\n"
-	"Each policy (bpf/policies/NAME.bpf.o, or a path) runs in the kernel's BPF VM on a model\n"
-	"of every guest_memfd file of the recording (folio orders per region, shared/private per\n"
-	"page): splits and merges by order, huge coverage over time, the direct-map estimate for\n"
-	"no-direct-map files, merge/split ping-pongs, and the cost of each decision. Needs\n"
-	"CAP_BPF. docs/writing-a-policy.md.\n"
+	"Each policy (a name, as gmem-policy list shows, or a path to a .bpf.o) runs in the kernel's BPF VM on a model "
+	"of every guest_memfd file of the recording (folio orders per region, shared/private per "
+	"page): splits and merges by order, huge coverage over time, the direct-map estimate for "
+	"no-direct-map files, merge/split ping-pongs, and the cost of each decision. Needs "
+	"CAP_BPF.\n"
 	"\n"
 	"USAGE: gmemtrace whatif FILE --policy A [--policy B ...] [-j]\n"
 	"\n"
 	"EXAMPLES:\n"
 	"  gmemtrace whatif vm.gmtr --policy split4k --policy buddy --policy churn\n"
-	"  gmemtrace whatif vm.gmtr -p churn -j --no-direct-map | jq .policies[0].pingpongs";
+	"  gmemtrace whatif vm.gmtr -p churn -j --no-direct-map \\\n"
+	"      | jq .policies[0].pingpongs";
 
 static const struct argp_option whatif_opts[] = {
 	{ "policy", 'p', "NAME|FILE", 0, "A policy (repeat to compare several)", 0 },
@@ -2736,8 +2733,7 @@ static int whatif_next(void *ctx, struct gmem_event *ev)
 
 static int do_whatif(int argc, char **argv)
 {
-	static const struct argp argp = { whatif_opts, whatif_parse, NULL, whatif_doc, NULL, NULL,
-					  NULL };
+	static const struct argp argp = { whatif_opts, whatif_parse, NULL, whatif_doc, cli__std_children, NULL, NULL };
 	struct policy *pols[WHATIF_MAX_POLICIES] = {};
 	struct policy_opts po = {};
 	struct whatif_opts wo = {};
@@ -2747,8 +2743,8 @@ static int do_whatif(int argc, char **argv)
 	int i, e, ret = 1;
 
 	whatif_env = (struct whatif_env){};
-	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
-		return 64;
+	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
+		return CLI_EX_USAGE;
 	po.verbose = whatif_env.verbose;
 	for (i = 0; i < whatif_env.npolicies; i++) {
 		if (policy__open(&pols[i], whatif_env.policies[i], &po, err, sizeof(err))) {
@@ -2820,8 +2816,9 @@ static void usage(FILE *f)
 	size_t i;
 
 	fprintf(f,
-		"gmemtrace: recordings of guest_memfd activity you can trust, replay, report and "
-		"export.\n\nUSAGE: gmemtrace VERB [OPTIONS]\n\nVERBS:\n");
+		"Usage: gmemtrace VERB [OPTION...] [ARGS...]\n"
+		"gmemtrace: recordings of guest_memfd activity to replay, report and export.\n"
+		"\nUSAGE: gmemtrace VERB [OPTIONS]\n       gmemtrace help [VERB]\n\nVERBS:\n");
 	for (i = 0; i < NCMDS; i++)
 		if (!cmds[i].hidden)
 			fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
@@ -2831,7 +2828,12 @@ static void usage(FILE *f)
 		"  gmemtrace replay --max vm.gmtr        # then curl 127.0.0.1:9478/metrics\n"
 		"  gmemtrace export vm.gmtr --format perfetto -o vm.json\n"
 		"  gmemtrace features\n"
-		"\nThe file format: docs/recording-format.md. Report bugs to %s.\n",
+		"\nOPTIONS:\n"
+		"  -h, --help       this list; gmemtrace VERB --help for a verb's options\n"
+		"  -V, --version    print the version\n"
+		"\nEXIT STATUS: 0 success; 1 the verb failed, or a recording was damaged (what\n"
+		"could be read was still used); 64 bad usage.\n"
+		"\nReport bugs to %s.\n",
 		argp_program_bug_address);
 }
 
@@ -2875,7 +2877,7 @@ static int do_help(int argc, char **argv)
 	c = find_cmd(argv[1]);
 	if (!c || c->fn == do_help) {
 		fprintf(stderr, "gmemtrace: no verb '%s' (gmemtrace help)\n", argv[1]);
-		return 64;
+		return CLI_EX_USAGE;
 	}
 	hargv[0] = argv[0];
 	hargv[1] = "--help";
@@ -2887,23 +2889,24 @@ int main(int argc, char **argv)
 {
 	const struct cmd *c;
 
+	cli__set_prog_name(argv);
 	if (argc < 2) {
 		usage(stderr);
-		return 64;
+		return CLI_EX_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "-?")) {
 		usage(stdout);
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		puts(argp_program_version);
+		cli__print_version(stdout, "gmemtrace");
 		return 0;
 	}
 	c = find_cmd(argv[1]);
 	if (!c) {
 		fprintf(stderr, "gmemtrace: unknown or ambiguous verb '%s' (gmemtrace help lists "
 			"them)\n", argv[1]);
-		return 64;
+		return CLI_EX_USAGE;
 	}
 	return run_cmd(c, argc - 1, argv + 1);
 }
