@@ -161,9 +161,14 @@ FORCE:
 # TESTS=tests/live/test_spine.py narrows it; PYTEST_ARGS passes more.
 PYTHON ?= /usr/bin/python3
 TESTS ?= tests
-.PHONY: check
-check: all
+.PHONY: check check-build
+# On a fresh machine `sudo make check` alone does the set-up: the Debian packages first (only
+# what is missing, so a no-op on a set-up machine), then the build, then the runner.
+check:
+	$(Q)$(MAKE) --no-print-directory deps
+	$(Q)$(MAKE) --no-print-directory check-build
 	$(Q)GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) $(TESTS)
+check-build: all
 
 # The kernel lab (tests/lab/): Debian's kernels under QEMU, the live suites inside on both tiers.
 # make check runs it too; check-host leaves it out; GMEM_LAB_KERNELS="7.2.13+deb14" narrows it.
@@ -201,7 +206,7 @@ $(O)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard src/*.h) $(wildcard incl
 
 .PHONY: fuzz
 fuzz: $(FUZZERS)
-check: $(FUZZERS)
+check-build: $(FUZZERS)
 # ---- end of fuzzing --------------------------------------------------------------------------
 
 # ---- dependencies ----------------------------------------------------------------------------

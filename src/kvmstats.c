@@ -514,7 +514,12 @@ json_t *kvmstats__json(const struct kvmstats *k)
 
 	for (i = 0; k && arr && i < k->nvms; i++) {
 		const struct vm *v = &k->vms[i];
-		json_t *o = json_pack("{s:I}", "vm", (json_int_t)v->pid), *vcpus = json_array();
+		json_t *o, *vcpus;
+
+		if (!v->n)
+			continue; /* its VMM holds no stats fds: nothing to say, not zeros */
+		o = json_pack("{s:I}", "vm", (json_int_t)v->pid);
+		vcpus = json_array();
 
 		for (s = 0; o && vcpus && s < v->n; s++) {
 			if (v->s[s].vcpu < 0)
