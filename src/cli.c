@@ -30,6 +30,19 @@ void cli__print_version(FILE *f, const char *prog)
 		libbpf_major_version(), libbpf_minor_version());
 }
 
+const char *cli__revision(void)
+{
+	return GMEMSCOPE_REVISION;
+}
+
+const char *cli__libbpf_version(void)
+{
+	static char buf[32];
+
+	snprintf(buf, sizeof(buf), "%u.%u", libbpf_major_version(), libbpf_minor_version());
+	return buf;
+}
+
 void cli__set_prog_name(char **argv)
 {
 	const char *slash = argv[0] ? strrchr(argv[0], '/') : NULL;

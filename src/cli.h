@@ -46,4 +46,8 @@ int cli__parse_double(const char *arg, double lo, double hi, double *out);
  */
 int cli__print_coverage(const struct loader_opts *lo, bool json, const char *prog);
 
+/* The git revision this build came from ("unknown" outside git), and libbpf's version "X.Y". */
+const char *cli__revision(void);
+const char *cli__libbpf_version(void);
+
 #endif /* GMEM_CLI_H */

@@ -340,7 +340,7 @@ static bool reserved_name(const char *name)
 {
 	static const char *const ours[] = {
 		"gmemscope_probe_info", "gmemscope_events_total", "gmemscope_events_dropped_total",
-		"gmemscope_file_series_capped",
+		"gmemscope_file_series_capped", "gmemscope_build_info",
 	};
 	size_t i;
 
@@ -498,6 +498,17 @@ static void render__self(struct render *r, const struct prom_extra *extra)
 	strbuf__printf(r->out, "gmemscope_file_series_capped %llu\n",
 		       (unsigned long long)(r->nr_files - r->nr_shown));
 
+	if (extra && extra->build_version) {
+		render__family(r, "gmemscope_build_info", FAM_INFO,
+			       "The build serving these metrics: version, git revision, libbpf.");
+		strbuf__puts(r->out, "gmemscope_build_info{version=\"");
+		prom__escape_label(r->out, extra->build_version);
+		strbuf__puts(r->out, "\",revision=\"");
+		prom__escape_label(r->out, extra->build_revision ? extra->build_revision : "unknown");
+		strbuf__puts(r->out, "\",libbpf=\"");
+		prom__escape_label(r->out, extra->build_libbpf ? extra->build_libbpf : "unknown");
+		strbuf__puts(r->out, "\"} 1\n");
+	}
 	for (i = 0; extra && i < extra->nr_stats; i++) {
 		s = &extra->stats[i];
 		render__family(r, s->name,

@@ -99,6 +99,8 @@ struct prom_extra {
 	size_t nr_policy_rows;
 	const struct prom_family *families;
 	size_t nr_families;
+	/* gmemscope_build_info{version,revision,libbpf} 1, when version is set */
+	const char *build_version, *build_revision, *build_libbpf;
 };
 
 /*

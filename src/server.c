@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "cli.h"
 #include "ctl.h"
 #include "server.h"
 #include "source.h"
@@ -42,7 +43,7 @@
  */
 #define HTTP_MAX_CONNECTIONS 1024
 #define HTTP_IDLE_TIMEOUT_S 3
-#define MAX_EXTRA 16
+#define MAX_EXTRA 32
 
 struct client {
 	int fd;
@@ -190,6 +191,9 @@ static void fill_extra(struct server *s, struct prom_extra *x, struct extra_buf 
 		s->ext.metrics(s->ext.ctx, x);
 	if (s->kvm)
 		kvmstats__families(s->kvm, &x->families, &x->nr_families);
+	x->build_version = GMEMSCOPE_VERSION;
+	x->build_revision = cli__revision();
+	x->build_libbpf = cli__libbpf_version();
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status,

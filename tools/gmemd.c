@@ -7,6 +7,7 @@
  * drained in batches under the lock, so a scrape waits at most one batch.
  */
 #include <argp.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <malloc.h>
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -238,7 +241,66 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 struct health {
 	struct source *src;
 	struct kvmstats *kvm;
+	double start_wall; /* process_start_time_seconds */
 };
+
+/* The process_* series every Prometheus exporter has, for gmemd itself. */
+static size_t process_stats(struct health *h, struct prom_stat *stats)
+{
+	long page = sysconf(_SC_PAGESIZE), tck = sysconf(_SC_CLK_TCK);
+	unsigned long long vsz = 0, rss = 0, ut = 0, st = 0;
+	struct rlimit rl = {};
+	size_t n = 0, fds = 0;
+	struct dirent *de;
+	char buf[1024];
+	FILE *f;
+	DIR *d;
+
+	f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%llu %llu", &vsz, &rss) != 2)
+			vsz = rss = 0;
+		fclose(f);
+	}
+	f = fopen("/proc/self/stat", "r");
+	if (f) {
+		if (fgets(buf, sizeof(buf), f)) {
+			/* fields after the command's closing parenthesis: utime is the 12th, stime 13th */
+			char *p = strrchr(buf, ')');
+
+			if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+					 &ut, &st) != 2)
+				ut = st = 0;
+		}
+		fclose(f);
+	}
+	d = opendir("/proc/self/fd");
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			fds++;
+	if (d)
+		closedir(d);
+	if (fds)
+		fds--; /* the directory's own fd */
+	getrlimit(RLIMIT_NOFILE, &rl);
+	stats[n++] = (struct prom_stat){ "process_cpu_seconds_total",
+					 "User and system CPU time gmemd spent, in seconds.",
+					 PROM_STAT_COUNTER, true, 0, tck > 0 ? (double)(ut + st) / tck : 0 };
+	stats[n++] = (struct prom_stat){ "process_resident_memory_bytes",
+					 "gmemd's resident memory (including the mapped ring buffer).",
+					 PROM_STAT_GAUGE, false, rss * page, 0 };
+	stats[n++] = (struct prom_stat){ "process_virtual_memory_bytes",
+					 "gmemd's virtual memory size.", PROM_STAT_GAUGE, false,
+					 vsz * page, 0 };
+	stats[n++] = (struct prom_stat){ "process_open_fds", "File descriptors gmemd has open.",
+					 PROM_STAT_GAUGE, false, fds, 0 };
+	stats[n++] = (struct prom_stat){ "process_max_fds", "gmemd's limit on open files.",
+					 PROM_STAT_GAUGE, false, (__u64)rl.rlim_cur, 0 };
+	stats[n++] = (struct prom_stat){ "process_start_time_seconds",
+					 "When gmemd started, in seconds since the Unix epoch.",
+					 PROM_STAT_GAUGE, true, 0, h->start_wall };
+	return n;
+}
 
 static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 {
@@ -250,8 +312,9 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 
 	source__stats(h->src, &st);
 	kvmstats__counts(h->kvm, &kfds, &kerr, &kerrno);
-	if (max < 5)
+	if (max < 11)
 		return 0;
+	n = process_stats(h, stats);
 	stats[n++] = (struct prom_stat){ "gmemscope_kvm_stats_reads_total",
 					 "Reads of KVM stats fds (VM and vCPU) held by watched VMMs.",
 					 PROM_STAT_COUNTER, false, kfds, 0 };
@@ -432,6 +495,12 @@ int main(int argc, char **argv)
 		server__set_source(srv, src);
 		server__set_probe(srv, source__table(src));
 		health.src = src;
+		{
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			health.start_wall = ts.tv_sec + ts.tv_nsec / 1e9;
+		}
 		server__set_extra(srv, source_stats, &health);
 	}
 	server__unlock(srv);

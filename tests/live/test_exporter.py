@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gmemtest import ROOT, Gmemd, Load, Metrics, free_port, parse_prom, require_live, \
+from gmemtest import GMEMD, ROOT, Gmemd, Load, Metrics, free_port, parse_prom, require_live, \
     run_load, stop_process, wait_until
 
 PAGE = 4096
@@ -757,3 +757,25 @@ def test_example_rules_and_config_pass_promtool():
     assert "SUCCESS: 1 rule files found" in out, out
     rc, out = promtool("test", "rules", os.path.join(EXAMPLES, "gmemscope-rules.test.yml"))
     assert rc == 0 and "SUCCESS" in out, out
+
+
+def test_build_info_and_process_series(gmemd):
+    """LIVE: gmemscope_build_info says what gmemd --version says; the process_* series every
+    exporter has describe gmemd itself."""
+    m = gmemd.metrics()
+    ver = subprocess.run([GMEMD, "--version"], capture_output=True, text=True, timeout=30)
+    assert ver.returncode == 0, ver.stderr
+    # "gmemd 0.1.0 (git REV, libbpf X.Y)"
+    words = ver.stdout.replace("(", " ").replace(")", " ").replace(",", " ").split()
+    version, rev, libbpf = words[1], words[3], words[5]
+    assert m.get("gmemscope_build_info", version=version, revision=rev, libbpf=libbpf) == 1
+    assert m.types["gmemscope_build_info"] == "gauge"
+    pid = gmemd.proc.pid
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    assert abs(m.get("process_open_fds") - fds) <= 3, (m.get("process_open_fds"), fds)
+    with open(f"/proc/{pid}/statm") as f:
+        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    assert 0.5 * rss <= m.get("process_resident_memory_bytes") <= 2 * rss
+    assert abs(m.get("process_start_time_seconds") - time.time()) < 600
+    assert m.get("process_cpu_seconds_total") > 0
+    assert m.types["process_cpu_seconds_total"] == "counter"
