@@ -113,6 +113,12 @@ static const struct argp_option opts[] = {
 	{},
 };
 
+/* Options given, for refusing combinations that contradict each other. */
+static struct {
+	bool socket, local, once, iterations, json, format;
+	int format_value;
+} given;
+
 static error_t parse_arg(int key, char *arg, struct argp_state *state)
 {
 	char *end;
@@ -121,9 +127,11 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case 's':
 		env.socket = arg;
 		env.mode = FEED_SOCKET;
+		given.socket = true;
 		break;
 	case OPT_LOCAL:
 		env.mode = FEED_LOCAL;
+		given.local = true;
 		break;
 	case 'd':
 		errno = 0;
@@ -139,6 +147,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_ONCE:
 		env.batch = true;
 		env.count = 1;
+		given.once = true;
 		break;
 	case OPT_FORMAT:
 		if (!strcmp(arg, "text"))
@@ -149,15 +158,19 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			env.format = FMT_JSON;
 		else
 			argp_error(state, "--format: '%s' is not text, csv or json", arg);
+		given.format = true;
+		given.format_value = env.format;
 		break;
 	case 'j':
 		env.format = FMT_JSON;
+		given.json = true;
 		break;
 	case 'n':
 		errno = 0;
 		env.count = strtoul(arg, &end, 10);
 		if (errno || end == arg || *end || arg[0] == '-' || !env.count)
 			argp_error(state, "--iterations: '%s' is not a count >= 1", arg);
+		given.iterations = true;
 		break;
 	case 't':
 		env.totals = true;
@@ -176,6 +189,17 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
+		break;
+	case ARGP_KEY_END:
+		/* contradictions are refused, not resolved by whichever came last */
+		if (given.socket && given.local)
+			argp_error(state, "--socket reads gmemd, --in-process runs the probes here: "
+				   "give one");
+		if (given.once && given.iterations)
+			argp_error(state, "--once is -b -n 1: give --once or -n, not both");
+		if (given.json && given.format && given.format_value != FMT_JSON)
+			argp_error(state, "-j is --format json: it contradicts --format %s",
+				   given.format_value == FMT_CSV ? "csv" : "text");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;

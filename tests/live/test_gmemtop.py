@@ -531,6 +531,9 @@ def test_batch_flags_and_errors():
     for args, needle in ((["--format", "xml"], "not text, csv or json"),
                          (["-d", "0"], "--delay"),
                          (["-n", "0"], "--iterations"),
+                         (["--socket", "/x.sock", "--in-process"], "give one"),
+                         (["--once", "-n", "5"], "give --once or -n, not both"),
+                         (["-b", "-j", "--format", "csv"], "-j is --format json"),
                          (["extra"], "unexpected argument")):
         p = subprocess.run([GMEMTOP, *args], capture_output=True, text=True, timeout=30)
         assert p.returncode == 64, (args, p.returncode)  # argp's EX_USAGE
