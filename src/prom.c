@@ -198,7 +198,15 @@ static void render__conversions(struct render *r)
 		       "Memory attribute conversions (KVM_SET_MEMORY_ATTRIBUTES calls) by "
 		       "direction and result.");
 	for (i = 0; i < r->nr_vms; i++) {
+		__u64 any = 0;
+
 		vm = r->vms[i];
+		for (d = 0; d < GMEM_DIR_MAX; d++)
+			for (res = 0; res < MODEL_RESULT_MAX; res++)
+				any |= vm->conversions[d][res];
+		/* a VM's four series appear with its first attempt (most VMs never convert) */
+		if (!any)
+			continue;
 		for (d = 0; d < GMEM_DIR_MAX; d++) {
 			for (res = 0; res < MODEL_RESULT_MAX; res++) {
 				strbuf__printf(r->out, "%s{vm=\"%u\",to=\"%s\",result=\"%s\"} ",
@@ -241,6 +249,10 @@ static void render__conv_histos(struct render *r, const char *name, const char *
 	for (i = 0; i < r->nr_vms; i++) {
 		h = (const struct histo *)((const char *)r->vms[i] + field);
 		for (d = 0; d < GMEM_DIR_MAX; d++) {
+			/* a series appears with its first observation: 31 zero series per direction
+			 * and family for every VM that never converted were most of a scrape */
+			if (!h[dir_order[d]].count)
+				continue;
 			snprintf(labels, sizeof(labels), "vm=\"%u\",to=\"%s\"", r->vms[i]->pid,
 				 model__dir_name(dir_order[d]));
 			render__histo(r, name, labels, &h[dir_order[d]]);

@@ -5,7 +5,9 @@
  * Every family of DESIGN.md's metric table is rendered, with HELP and TYPE even before it has
  * samples. Where a label set is small and fixed its zeros are emitted too (every source, every
  * to x result, both owners, all page sizes), so a rate() over a series that starts later does
- * not miss its first increments. Values are exact: counts as integers, seconds as exact
+ * not miss its first increments. The conversion histograms are the exception: a (vm, to)
+ * series appears with its first observation, as Prometheus allows, since their 31 series each
+ * were most of the scrape for VMs that never convert. Values are exact: counts as integers, seconds as exact
  * decimals of their nanoseconds.
  *
  * With a policy host (prom_extra.policy_family), one more family:
