@@ -94,10 +94,18 @@ def exact_or_missed(m, got, want, vm=None):
     # (gmem_events_dropped_total{vm,kind}): a shortfall they explain is reported, not hidden
     if vm is not None:
         missed += m.get("gmem_events_dropped_total", vm=vm)
-    g = dict(_leaves(got))
     if missed <= 0:
         return False
-    return all(g.get(k, 0) <= v for k, v in _leaves(want))
+    # A skipped run of a syscall-entry program loses that call's context too, so its folios
+    # are counted under the fault source instead of fallocate: by source the counts may move,
+    # but their sum, like every other counter, is never above the truth.
+    def folded(d):
+        d = dict(d)
+        if isinstance(d.get("pages_allocated"), dict):
+            d["pages_allocated"] = sum(d["pages_allocated"].values())
+        return d
+    g = dict(_leaves(folded(got)))
+    return all(g.get(k, 0) <= v for k, v in _leaves(folded(want)))
 
 
 def _skip_if_unsupported(rc, stderr):
