@@ -841,7 +841,8 @@ int server__start(struct server *s, char *err, size_t errlen)
 			return -ENOTSUP;
 		}
 		s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
-						  MHD_USE_TLS, 0, NULL, NULL, handle_http, s,
+						  MHD_USE_ITC | MHD_USE_TLS, 0, NULL, NULL,
+					  handle_http, s,
 					  MHD_OPTION_LISTEN_SOCKET, s->http_fd,
 					  MHD_OPTION_CONNECTION_LIMIT,
 					  (unsigned int)HTTP_MAX_CONNECTIONS,
@@ -851,8 +852,9 @@ int server__start(struct server *s, char *err, size_t errlen)
 					  MHD_OPTION_HTTPS_MEM_CERT, webconfig__cert(s->opts.web),
 					  MHD_OPTION_END);
 	} else {
-		s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY,
-					  0, NULL, NULL, handle_http, s, MHD_OPTION_LISTEN_SOCKET,
+		s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+						  MHD_USE_ITC, 0, NULL, NULL, handle_http, s,
+					  MHD_OPTION_LISTEN_SOCKET,
 					  s->http_fd, MHD_OPTION_CONNECTION_LIMIT,
 					  (unsigned int)HTTP_MAX_CONNECTIONS,
 					  MHD_OPTION_CONNECTION_TIMEOUT,
@@ -865,6 +867,42 @@ int server__start(struct server *s, char *err, size_t errlen)
 	}
 	s->http_fd = -1; /* libmicrohttpd owns it now */
 	return 0;
+}
+
+int server__reload_web(struct server *s, struct web_config *web, struct web_config **old,
+		       char *err, size_t errlen)
+{
+	MHD_socket fd;
+	int e;
+
+	*old = s->opts.web;
+	if (!s->mhd) {
+		s->opts.web = web;
+		return 0;
+	}
+	/* the listening socket survives: no scrape is refused a connection, only delayed */
+	fd = MHD_quiesce_daemon(s->mhd);
+	if (fd == MHD_INVALID_SOCKET) {
+		*old = NULL;
+		snprintf(err, errlen, "cannot pause the HTTP server to reload");
+		return -EIO;
+	}
+	MHD_stop_daemon(s->mhd); /* waits for its thread: nobody reads the old config after */
+	s->mhd = NULL;
+	s->http_fd = fd;
+	s->opts.web = web;
+	e = server__start(s, err, errlen);
+	if (e) {
+		/* the new file was checked; if it still fails, serve the old one again */
+		char again[256];
+
+		s->opts.web = *old;
+		*old = web;
+		if (server__start(s, again, sizeof(again)))
+			snprintf(err + strlen(err), errlen - strlen(err), "; and the old one: %s",
+				 again);
+	}
+	return e;
 }
 
 void server__close(struct server *s)

@@ -61,6 +61,11 @@ typedef size_t (*server_extra_fn)(void *ctx, struct prom_stat *stats, size_t max
 int server__open(struct server **out, const struct server_opts *opts, char *err, size_t errlen);
 int server__start(struct server *s, char *err, size_t errlen);
 void server__close(struct server *s);
+/* Serve web (TLS, basic auth) from now on: the HTTP thread is stopped and started again on the
+ * same listening socket. *old is what to free: the previous config, or web itself on failure
+ * (the previous one is then served again). 0 or -errno with err. */
+int server__reload_web(struct server *s, struct web_config *web, struct web_config **old,
+		       char *err, size_t errlen);
 /* HOST:PORT the HTTP socket is bound to (the real port for --listen HOST:0); NULL if none. */
 const char *server__listen_addr(struct server *s);
 /* HOST:PORT (IPv6 as [HOST]:PORT) a socket is bound to, "?" when unknown. */

@@ -88,8 +88,9 @@ static const char doc[] =
 	"VMM's pid (kvm->stats_id), gmem is the file's inode; the HELP lines of /metrics explain "
 	"every metric.\n"
 	"\n"
-	"SIGNALS: SIGINT, SIGTERM and SIGHUP stop gmemd cleanly; it removes its socket if the socket is "
-	"still its own.\n"
+	"SIGNALS: SIGINT and SIGTERM stop gmemd cleanly; it removes its socket if the socket is "
+	"still its own. SIGHUP reloads --web.config.file (a renewed certificate, changed users); a "
+	"file that does not load leaves the running one in place.\n"
 	"\n"
 	"EXIT STATUS: 0 stopped by a signal, or --probe printed its table; 1 gmemd could not "
 	"start (missing capabilities, a probe, socket or port it could not set up) or failed "
@@ -336,6 +337,31 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 	return n;
 }
 
+/* SIGHUP: read --web.config.file again (a renewed certificate, changed users). A file that
+ * does not load leaves the running config in place. */
+static void reload(struct server *srv, struct web_config **web)
+{
+	struct web_config *next = NULL, *old = NULL;
+	char err[512];
+
+	if (!env.web_config) {
+		fprintf(stderr, "gmemd: SIGHUP: nothing to reload (no --web.config.file)\n");
+		return;
+	}
+	sd_notify(0, "RELOADING=1");
+	if (webconfig__load(env.web_config, &next, err, sizeof(err))) {
+		fprintf(stderr, "gmemd: SIGHUP: keeping the running web config: %s\n", err);
+	} else if (server__reload_web(srv, next, &old, err, sizeof(err))) {
+		fprintf(stderr, "gmemd: SIGHUP: keeping the running web config: %s\n", err);
+		webconfig__free(old);
+	} else {
+		*web = next;
+		webconfig__free(old);
+		fprintf(stderr, "gmemd: SIGHUP: reloaded %s\n", env.web_config);
+	}
+	sd_notify(0, "READY=1");
+}
+
 /* KVM's stats of the VMs the model has, live ones only, once a second. */
 #define KVM_STATS_INTERVAL_NS 1000000000ull
 
@@ -557,8 +583,13 @@ int main(int argc, char **argv)
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
-			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
-				fprintf(stderr, "gmemd: %s, stopping\n", strsignal(si.ssi_signo));
+			if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGHUP) {
+				reload(srv, &web);
+				continue;
+			}
+			fprintf(stderr, "gmemd: %s, stopping\n", strsignal(si.ssi_signo));
 			break;
 		}
 		server__lock(srv);

@@ -184,3 +184,37 @@ def test_bad_web_config_is_refused_by_name(tls, text, needle):
     p = subprocess.run([GMEMD, "--web.config.file", os.path.join(tls, "absent.yml")],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "absent.yml: No such file or directory" in p.stderr
+
+
+def test_sighup_reloads_the_web_config_and_keeps_it_when_the_new_one_is_bad(tls):
+    """LIVE: SIGHUP reads --web.config.file again: a changed password applies at once, on the
+    same port, and gmemd keeps running; a file that does not load leaves the running config."""
+    require_live()
+    import signal
+
+    def config(password):
+        return write(tls, "web.yml", f"""\
+            tls_server_config:
+              cert_file: server.crt
+              key_file: server.key
+            basic_auth_users:
+              prometheus: {bcrypt(password)}
+            """)
+    web = config("first")
+    d = SecureGmemd(tls, web)
+    try:
+        assert d.get("prometheus", "first")[0] == 200
+        config("second")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "SIGHUP: reloaded" in d.output(), what="reloaded")
+        assert d.get("prometheus", "second")[0] == 200
+        assert d.get("prometheus", "first")[0] == 401
+        write(tls, "web.yml", "basic_auth_users:\n  prometheus: not-a-hash\n")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "SIGHUP: keeping the running web config" in d.output(),
+                   what="the bad file refused")
+        assert "not a bcrypt hash" in d.output()
+        assert d.get("prometheus", "second")[0] == 200, "the running config stayed"
+        assert d.proc.poll() is None
+    finally:
+        assert d.stop() == 0, d.output()
