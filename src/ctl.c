@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ const char *ctl__file_kind(const struct stat *st)
 void ctl__why(const char *path, int err, char *buf, size_t len)
 {
 	struct stat st;
+	bool have_st;
 
 	if (err == -ENOENT) {
 		snprintf(buf, len, "no gmemd is listening on %s (no such socket: start gmemd, or "
@@ -59,7 +61,8 @@ void ctl__why(const char *path, int err, char *buf, size_t len)
 		snprintf(buf, len, "socket path %s is too long (at most 107 bytes)", path);
 		return;
 	}
-	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+	have_st = lstat(path, &st) == 0;
+	if (have_st && !S_ISSOCK(st.st_mode)) {
 		snprintf(buf, len, "%s is %s, not a gmemd control socket", path,
 			 ctl__file_kind(&st));
 		return;
@@ -70,7 +73,7 @@ void ctl__why(const char *path, int err, char *buf, size_t len)
 		return;
 	}
 	if (err == -EACCES || err == -EPERM) {
-		struct group *g = lstat(path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
+		struct group *g = have_st ? getgrgid(st.st_gid) : NULL;
 		struct passwd *u = g ? getpwuid(st.st_uid) : NULL;
 		char grp[64];
 

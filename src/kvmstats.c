@@ -11,13 +11,8 @@
 #include <linux/kvm.h>
 
 #include "kvmstats.h"
+#include "procscan.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 #define NAME_MAX_LEN 64
 #define MAX_SELECT 64
@@ -397,15 +392,14 @@ static struct prom_family *fam_get(struct kvmstats *k, const struct desc *d, boo
 
 static void fam_add(struct prom_family *f, __u32 pid, double v, bool is_float)
 {
-	struct prom_sample *ns;
-	size_t i;
+	struct prom_sample *ns, *last = f->n ? &f->samples[f->n - 1] : NULL;
 
-	for (i = 0; i < f->n; i++)
-		if (f->samples[i].vm == pid) {
-			f->samples[i].d += v;
-			f->samples[i].u += (__u64)v;
-			return;
-		}
+	/* kvmstats__update reads one VM's fds together, so its sample is the newest one */
+	if (last && last->vm == pid) {
+		last->d += v;
+		last->u += (__u64)v;
+		return;
+	}
 	ns = realloc(f->samples, (f->n + 1) * sizeof(*ns));
 	if (!ns)
 		return;

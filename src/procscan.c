@@ -31,12 +31,6 @@
 #define GMEM_LINK_FS "/[kvm-gmem] (deleted)" /* 6.19+: alloc_file_pseudo on its own fs */
 #define GUEST_MEMFD_MAGIC 0x474d454d
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 #define GMEM_SYS_cachestat 451 /* not in bookworm's headers */
 
 struct gmem_cachestat_range {

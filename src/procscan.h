@@ -9,6 +9,14 @@
 #include <stddef.h>
 #include "gmem_events.h"
 
+/* Copying another process's fds (procscan, kvmstats): syscall numbers older headers lack. */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
 /* One record per file (deduplicated); *recs is malloc'd. 0 or -errno. */
 int procscan__run(struct gmem_scan_rec **recs, size_t *n);
 

@@ -409,6 +409,16 @@ static int check_extra(const struct prom_extra *extra)
 
 static void render__double(struct render *r, double d);
 
+/* A sample's value and its line end: a float in the shortest exact form, else the integer. */
+static void render__value(struct render *r, bool is_float, __u64 u, double d)
+{
+	if (is_float)
+		render__double(r, d);
+	else
+		strbuf__printf(r->out, "%llu", (unsigned long long)u);
+	strbuf__putc(r->out, '\n');
+}
+
 /* Per-VM families from outside the model (KVM's binary stats), after the model's own. */
 static void render__families(struct render *r, const struct prom_extra *extra)
 {
@@ -421,11 +431,7 @@ static void render__families(struct render *r, const struct prom_extra *extra)
 			       f->help);
 		for (j = 0; j < f->n; j++) {
 			strbuf__printf(r->out, "%s{vm=\"%u\"} ", f->name, f->samples[j].vm);
-			if (f->samples[j].is_float)
-				render__double(r, f->samples[j].d);
-			else
-				strbuf__printf(r->out, "%llu", (unsigned long long)f->samples[j].u);
-			strbuf__putc(r->out, '\n');
+			render__value(r, f->samples[j].is_float, f->samples[j].u, f->samples[j].d);
 		}
 	}
 }
@@ -526,11 +532,7 @@ static void render__self(struct render *r, const struct prom_extra *extra)
 		render__family(r, s->name,
 			       s->type == PROM_STAT_COUNTER ? FAM_COUNTER : FAM_GAUGE, s->help);
 		strbuf__printf(r->out, "%s ", s->name);
-		if (s->is_float)
-			render__double(r, s->d);
-		else
-			strbuf__printf(r->out, "%llu", (unsigned long long)s->u);
-		strbuf__putc(r->out, '\n');
+		render__value(r, s->is_float, s->u, s->d);
 	}
 }
 

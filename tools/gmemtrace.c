@@ -2173,21 +2173,23 @@ static int do_cat(int argc, char **argv)
 		unsigned int kind;
 		bool found = false;
 
-		for (kind = 1; kind < 256 && !found; kind++) {
+		for (kind = 1; kind < 256 && !found; kind++)
+			found = !strcmp(cat_env.kinds[k],
+					export__kind_name(kinds, kind, kb, sizeof(kb)));
+		if (found)
+			continue;
+		/* the names a user may give: every kind this build knows, and the file's own */
+		for (kind = 1; kind < 256; kind++) {
 			const char *kn = export__kind_name(kinds, kind, kb, sizeof(kb));
 
-			found = !strcmp(cat_env.kinds[k], kn);
 			if (kind < GMEM_EV_KIND_MAX || strncmp(kn, "kind_", 5))
 				strbuf__printf(&known, "%s%s", known.len ? ", " : "", kn);
 		}
-		if (!found) {
-			fprintf(stderr, "gmemtrace cat: --kind %s: no such record kind; the kinds "
-				"are: %s\n", cat_env.kinds[k], strbuf__str(&known));
-			strbuf__release(&known);
-			recording__close(r);
-			return CLI_EX_USAGE;
-		}
+		fprintf(stderr, "gmemtrace cat: --kind %s: no such record kind; the kinds are: %s\n",
+			cat_env.kinds[k], strbuf__str(&known));
 		strbuf__release(&known);
+		recording__close(r);
+		return CLI_EX_USAGE;
 	}
 	while ((st = recording__next(r, &recs, &n)) > 0) {
 		for (i = 0; i < n; i++) {
