@@ -27,7 +27,7 @@ enum gmem_ev_kind {
 	GMEM_EV_NONE = 0,
 	GMEM_EV_FILE_CREATE = 1,   /* ino, a=size, b=flags, result=fd or -errno */
 	GMEM_EV_FILE_RELEASE = 2,  /* ino (user space, from a liveness scan; or fexit release) */
-	GMEM_EV_FILE_DISCOVER = 3, /* ino, a=size, b=populated pages, c=flags (pre-existing file) */
+	GMEM_EV_FILE_DISCOVER = 3, /* ino, a=size, b=populated pages, c=flags; see GMEM_EVF_LATE */
 	GMEM_EV_BIND = 4,          /* ino, a=gpa, b=size bytes, c=offset, sub=slot, result */
 	GMEM_EV_UNBIND = 5,        /* sub=slot, result */
 	GMEM_EV_PAGE_ALLOC = 6,    /* ino, a=index, b=pages, order, sub=gmem_source */
@@ -113,6 +113,13 @@ enum gmem_tdx_op {
  * made before this flag existed leave it clear; their punches count b.
  */
 #define GMEM_EVF_INFILE   (1u << 4)
+/*
+ * FILE_DISCOVER by a scan after the first: the file was opened while we watched, yet no
+ * FILE_CREATE told of it (a probe run the kernel skipped, or a record dropped on a full ring;
+ * both are counted). It is counted as created, since it was, and in the snapshot's
+ * anomalies.creates_recovered. A discovery without it predates the daemon.
+ */
+#define GMEM_EVF_LATE     (1u << 5)
 
 /* The key of the drops map: the process running when a record found the ring full. */
 struct gmem_drop_key {

@@ -77,6 +77,7 @@ static const struct {
 	{ GMEM_EVF_SCENARIO, "scenario" },
 	{ GMEM_EVF_RANGE, "range" },
 	{ GMEM_EVF_INFILE, "infile" },
+	{ GMEM_EVF_LATE, "late" },
 };
 
 #define NFLAGS (sizeof(flag_names) / sizeof(flag_names[0]))

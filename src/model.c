@@ -356,6 +356,23 @@ static void vm__touch(struct vm_state *vm, const struct gmem_event *ev)
 		vm->pub.last_ts_ns = ev->ts_ns;
 }
 
+/* Record kinds emitted only in the VMM's own KVM ioctls (KVM_CREATE_GUEST_MEMFD, memslots,
+ * memory attributes, KVM_RUN). */
+static bool kind_proves_vmm(__u32 kind)
+{
+	switch (kind) {
+	case GMEM_EV_FILE_CREATE:
+	case GMEM_EV_BIND:
+	case GMEM_EV_UNBIND:
+	case GMEM_EV_CONV_REQUEST:
+	case GMEM_EV_CONV_ATTR:
+	case GMEM_EV_VCPU_RESUME:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static struct retired_pid *model__retired(struct model *m, __u32 pid)
 {
 	unsigned int i;
@@ -465,9 +482,11 @@ static void model__file_release(struct model *m, struct file_state *f)
  * discovery scan racing a create sees the same file, so a second record for an ino already
  * live under the same VM adds nothing, except that a CREATE after a DISCOVER still counts the
  * file as created (the create proves it was). Either order ends with created_total 1, files 1.
+ * A late DISCOVER (GMEM_EVF_LATE) is a create whose record was lost: it counts as created.
  */
 static int model__file_open(struct model *m, const struct gmem_event *ev, bool created)
 {
+	bool late = !created && (ev->flags & GMEM_EVF_LATE);
 	struct file_state *f;
 	struct vm_state *vm;
 	int err;
@@ -506,7 +525,9 @@ static int model__file_open(struct model *m, const struct gmem_event *ev, bool c
 		f->pub.created = true;
 		f->pub.flags = ev->b;
 	} else {
-		f->pub.discovered = true;
+		/* a late discovery is a file created while we watched, its CREATE lost */
+		f->pub.created = late;
+		f->pub.discovered = !late;
 		f->pub.populated_pages = ev->b;
 		f->pub.flags = ev->c;
 	}
@@ -514,10 +535,12 @@ static int model__file_open(struct model *m, const struct gmem_event *ev, bool c
 	if (err)
 		goto cleanup;
 	vm->pub.files++;
-	if (created)
+	if (created || late)
 		vm->pub.files_created++;
 	else
 		vm->pub.files_discovered++;
+	if (late)
+		m->totals.anomalies.creates_recovered++;
 	return 0;
 cleanup:
 	free(f);
@@ -949,10 +972,17 @@ int model__apply(struct model *m, const struct gmem_event *ev)
 		t->last_ts_ns = ev->ts_ns;
 	if (ev->kind == GMEM_EV_LOST) {
 		t->events_dropped += ev->a;
-		/* drops the source could pin on a process (vm) and a record kind (sub) */
+		/*
+		 * Drops the source could pin on a process (vm) and a record kind (sub). A VM
+		 * whose every record so far was dropped is not in the model yet: the kinds only
+		 * a VMM's own ioctls emit prove it is one, so they make it known (other kinds,
+		 * frees and direct-map changes, may run in any process).
+		 */
 		if (ev->vm && ev->sub && ev->sub < GMEM_EV_KIND_MAX) {
 			struct vm_state *vm = u64map__get(&m->vms, ev->vm);
 
+			if (!vm && kind_proves_vmm(ev->sub))
+				model__vm_get(m, ev, ev->vm, false, &vm);
 			if (vm)
 				vm->pub.dropped[ev->sub] += ev->a;
 		}
@@ -1392,6 +1422,7 @@ json_t *model__to_json(const struct model *m)
 	jset(&j, x, "bad_sub", json_u64(a->bad_sub));
 	jset(&j, x, "late_events", json_u64(a->late_events));
 	jset(&j, x, "nomem", json_u64(a->nomem));
+	jset(&j, x, "creates_recovered", json_u64(a->creates_recovered));
 	jset(&j, root, "anomalies", x);
 
 	w.arr = json_array();

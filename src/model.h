@@ -162,6 +162,8 @@ struct model_anomalies {
 	__u64 bad_sub;             /* sub (source, direction, owner, op) out of range */
 	__u64 late_events;         /* records for a VM already retired, dropped */
 	__u64 nomem;               /* records not fully applied for lack of memory */
+	__u64 creates_recovered;   /* FILE_DISCOVER with GMEM_EVF_LATE: a create whose record
+				    * never came, counted as created */
 };
 
 struct model_totals {

@@ -443,6 +443,7 @@ int source__scan(struct source *s)
 			.a = r->size,
 			.b = r->nrpages,
 			.c = r->flags,
+			.flags = first ? 0 : GMEM_EVF_LATE,
 		};
 		emit_synth(s, &e);
 	}

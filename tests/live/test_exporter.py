@@ -107,25 +107,66 @@ def from_metrics(m, key):
     return m.get(name, vm=vm)
 
 
+def model_state(d, vms):
+    """What the daemon's model holds about these VMs and its totals: the evidence a failed
+    comparison needs, since the series alone cannot say whether a record was lost or a VM
+    was retired and rediscovered."""
+    try:
+        snap = d.call({"cmd": "snapshot"})
+    except OSError as e:
+        return f"(no snapshot: {e})"
+    model = snap.get("model") or {}
+    pids = {v["pid"] for v in vms}
+    mine = [vm for vm in model.get("vms", []) if vm.get("vm") in pids]
+    log = d.output().splitlines()[-20:]
+    return (f"model totals: {json.dumps(model.get('totals'))}\n"
+            f"anomalies: {json.dumps(model.get('anomalies'))}\n"
+            f"probe: {json.dumps(snap.get('probe'))}\nmodel VMs: {json.dumps(mine)}\n"
+            f"truth: {json.dumps(vms)}\ngmemd log tail:\n" + "\n".join(log))
+
+
+def short_by_misses(m, got, want, pid):
+    """got falls short of want only where the kernel skipped runs of our programs or records
+    about this VM found the ring full, both counted (gmemscope_probe_misses_total,
+    gmem_events_dropped_total{vm}); nothing is above the truth. By source, allocations may
+    move (a skipped syscall-entry run loses the call's context), so they compare summed."""
+    missed = m.get("gmemscope_probe_misses_total") + m.get("gmem_events_dropped_total", vm=pid)
+    if missed <= 0:
+        return False
+
+    def folded(d):
+        out = {}
+        for k, v in d.items():
+            if k[0] == "gmem_pages_allocated_total":
+                k = k[:2]
+            out[k] = out.get(k, 0) + (v or 0)
+        return out
+    g = folded(got)
+    return all(g.get(k, 0) <= w for k, w in folded(want).items())
+
+
 def check_exact(d, vms, timeout=15):
-    """Every series of every VM equals the ground truth (after a drain and rescan)."""
+    """Every series of every VM equals the ground truth (after a drain and rescan), or falls
+    short of it only by what the kernel said it skipped (short_by_misses)."""
     got = {}
 
     def same():
         d.scan()
         m = d.metrics()
+        ok = True
         for v in vms:
-            for k, want in vm_truth(v).items():
-                got[k] = from_metrics(m, k)
-                if got[k] != want:
-                    return False
-        return True
+            want = vm_truth(v)
+            mine = {k: from_metrics(m, k) for k in want}
+            got.update(mine)
+            if mine != want and not short_by_misses(m, mine, want, v["pid"]):
+                ok = False
+        return ok
     try:
         wait_until(same, timeout=timeout, what="series equal to the ground truth")
     except AssertionError:
         diff = {k: (got.get(k), w) for v in vms for k, w in vm_truth(v).items()
                 if got.get(k) != w}
-        raise AssertionError(f"series differ (got, want): {diff}")
+        raise AssertionError(f"series differ (got, want): {diff}\n" + model_state(d, vms))
 
 
 # ---- the format -------------------------------------------------------------------------

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from gmemtest import (BIN, GMEMD, ROOT, Gmemd, free_port, kernel_lacks, require_live,
-                      stop_process, wait_until)
+from gmemtest import (BIN, GMEMD, ROOT, Gmemd, Load, finish_loads, free_port, kernel_lacks,
+                      require_live, run_load, stop_process, wait_until)
 
 GMEMTRACE = os.path.join(BIN, "gmemtrace")
 GMEMTOP = os.path.join(BIN, "gmemtop")
@@ -464,6 +464,44 @@ def test_scan_race_creates_during_the_walk(how):
         # takes a few hundred ms, so fewer fit in the run there)
         assert d.metrics().get("gmemscope_scans_total") > 5
     finally:
+        assert d.stop() == 0, d.output()
+
+
+def test_a_create_lost_on_a_full_ring_is_recovered_by_the_scan():
+    """LIVE: a guest_memfd file whose FILE_CREATE record never reached gmemd (here: dropped on
+    a full ring while gmemd was stopped, as a skipped probe run on a preemptible kernel would
+    lose it) is still counted as created once a scan finds it, and not as a file that
+    predates gmemd; the drop itself is counted against that VM."""
+    require_live()
+    d = Gmemd("--ring-size", "1")
+    second = None
+    try:
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            # 1 MiB holds about 14,500 records; 12,000 touched pages make twice that
+            first = run_load("--files", "1", "--file-size", "64M", "--user-touch", "12000")
+            second = Load("--files", "1", "--user-touch", "4", "--linger", "60")
+            vm = second.wait_phase("done")["vms"][0]
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+
+        def found():
+            d.scan()
+            snap = d.call({"cmd": "snapshot"})["model"]
+            mine = [v for v in snap["vms"] if v["vm"] == vm["pid"]]
+            return mine and mine[0]["files"] == 1 and (snap, mine[0])
+        snap, v = wait_until(found, timeout=20, what="the second VM's file found by a scan")
+        m = d.metrics()
+        assert m.get("gmem_events_dropped_total", vm=vm["pid"], kind="file_create") == 1, \
+            "its create was dropped, and counted so"
+        assert (v["files_created"], v["files_discovered"]) == (1, 0), v
+        assert m.get("gmem_files_created_total", vm=vm["pid"]) == 1
+        assert m.get("gmem_files", vm=vm["pid"]) == 1
+        assert snap["anomalies"]["creates_recovered"] >= 1
+        assert first["exit"]["vms"][0]["pid"] != vm["pid"]
+    finally:
+        if second:
+            finish_loads([second])
         assert d.stop() == 0, d.output()
 
 

@@ -190,6 +190,24 @@ static void test_discovery(void **state)
 	APPLY(m, .kind = GMEM_EV_FILE_RELEASE, .vm = 200, .ino = 9);
 	assert_int_equal(vm->files, 1);
 	assert_int_equal(vm->files_released, 1);
+
+	/* a later scan's find whose CREATE never came: created while we watched, so counted
+	 * as created (and as a recovered create), not as a file that predates us */
+	APPLY(m, .kind = GMEM_EV_FILE_DISCOVER, .vm = 200, .ino = 12, .a = 4096, .b = 1,
+	      .flags = GMEM_EVF_SYNTH | GMEM_EVF_LATE);
+	f = model__file(m, 12);
+	assert_non_null(f);
+	assert_true(f->created);
+	assert_false(f->discovered);
+	assert_int_equal(f->populated_pages, 1);
+	assert_int_equal(vm->files, 2);
+	assert_int_equal(vm->files_created, 3);
+	assert_int_equal(vm->files_discovered, 1);
+	assert_int_equal(model__totals(m)->anomalies.creates_recovered, 1);
+	/* and should the record come after all, it is the same create, not a second */
+	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .vm = 200, .ino = 12, .a = 4096);
+	assert_int_equal(vm->files_created, 3);
+	assert_int_equal(vm->files, 2);
 	model__free(m);
 }
 
@@ -639,6 +657,20 @@ static void test_lost_and_unknown_kinds(void **state)
 	assert_int_equal(vm_of(m, 1)->files, 1);
 	assert_int_equal(t->by_kind[GMEM_EV_LOST], 2);
 	assert_int_equal(t->by_kind[GMEM_EV_FILE_CREATE], 1);
+
+	/* drops pinned on a process the model has not met: a VMM's own ioctl kinds make it
+	 * known with its drops; a free or a direct-map change (any process's) does not */
+	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_PAGE_FREE, .a = 9);
+	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_DMAP_REMOVE, .a = 2);
+	assert_null(model__vm(m, 7));
+	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_FILE_CREATE, .a = 1);
+	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_PAGE_ALLOC, .a = 4);
+	assert_non_null(model__vm(m, 7));
+	assert_int_equal(model__vm(m, 7)->dropped[GMEM_EV_FILE_CREATE], 1);
+	assert_int_equal(model__vm(m, 7)->dropped[GMEM_EV_PAGE_ALLOC], 4);
+	assert_int_equal(model__vm(m, 7)->dropped[GMEM_EV_PAGE_FREE], 0);
+	assert_int_equal(model__vm(m, 7)->files, 0);
+	assert_int_equal(t->events_dropped, 20 + 9 + 2 + 1 + 4);
 	model__free(m);
 }
 
