@@ -74,8 +74,16 @@ MANS := $(patsubst %,$(O)/man/%.8,$(MAN8)) $(patsubst %,$(O)/man/%.1,$(MAN1))
 # The systemd unit, with the installed gmemd's path in ExecStart.
 UNIT := $(O)/systemd/gmemd.service
 
+# bench/hostwork: the host work unrelated to guest_memfd that bench/hostcost times (not installed).
+HOSTWORK := $(O)/bench/hostwork
+
 .PHONY: all
-all: $(TOOLS) $(UNITS) $(POLICY_OBJS) $(MANS) $(UNIT)
+all: $(TOOLS) $(UNITS) $(POLICY_OBJS) $(MANS) $(UNIT) $(HOSTWORK)
+
+$(HOSTWORK): bench/hostwork.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(USER_CFLAGS) $< -o $@
 
 $(UNIT): systemd/gmemd.service.in $(O)/prefix
 	$(call msg,GEN,$@)
@@ -180,7 +188,7 @@ check-host: all
 
 .PHONY: bench
 # Each prints figures or ratios against a baseline measured in the same run; none is a test.
-BENCHES ?= run-host run-guest gmemtrace policy gmemtop_cpu scrape_latency
+BENCHES ?= hostcost run-host run-guest gmemtrace policy gmemtop_cpu scrape_latency
 bench: all
 	$(Q)for b in $(BENCHES); do case $$b in \
 		run-host) GMEM_BUILD=$(abspath $(O)) WORKLOAD=host bench/run ;; \

@@ -65,6 +65,18 @@ struct {
  * in the producer's context, the largest fixed cost per record after the reservation. */
 const volatile __u32 targ_wakeup_batch = 256;
 
+/*
+ * gmemd --empty-bodies: every program attaches exactly as usual but returns at once (the
+ * verifier drops the rest, this being read-only data known at load). What is left is the
+ * attachment's own cost, the floor the benchmarks compare the real bodies with.
+ */
+const volatile bool targ_empty_bodies = false;
+#define GMEM_EMPTY_BODY()                 \
+	do {                              \
+		if (targ_empty_bodies)    \
+			return 0;         \
+	} while (0)
+
 static __always_inline struct gmem_counters *gmem_counters_this_cpu(void)
 {
 	__u32 zero = 0;

@@ -224,6 +224,7 @@ static __always_inline __u32 rmp_order(__u64 level)
 SEC("fexit/kvm_gmem_create")
 int BPF_PROG(handle_gmem_create, struct kvm *kvm, struct kvm_create_guest_memfd *args)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e;
 	__u64 ret = 0, ino = 0;
 	__u32 vm;
@@ -259,6 +260,7 @@ int BPF_PROG(handle_gmem_create, struct kvm *kvm, struct kvm_create_guest_memfd 
 SEC("fentry/kvm_gmem_release")
 int BPF_PROG(handle_gmem_release, struct inode *inode, struct file *file)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e;
 	__u64 ino = BPF_CORE_READ(inode, i_ino);
 	__u32 vm = gmem_vm_of_kvm(gmem_file_kvm(file));
@@ -283,6 +285,7 @@ SEC("fexit/kvm_gmem_bind")
 int BPF_PROG(handle_gmem_bind, struct kvm *kvm, struct kvm_memory_slot *slot, unsigned int fd,
 	     loff_t offset)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e;
 	__u64 ret = 0;
 
@@ -310,6 +313,7 @@ int BPF_PROG(handle_gmem_bind, struct kvm *kvm, struct kvm_memory_slot *slot, un
 SEC("fentry/kvm_gmem_fallocate")
 int BPF_PROG(handle_gmem_fallocate_entry, struct file *file, int mode, loff_t offset, loff_t len)
 {
+	GMEM_EMPTY_BODY();
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 
 	gmem_fallocate_begin((__u32)bpf_get_current_pid_tgid(), inode, BPF_CORE_READ(inode, i_ino),
@@ -321,6 +325,7 @@ SEC("fexit/kvm_gmem_fallocate")
 int BPF_PROG(handle_gmem_fallocate_exit, struct file *file, int mode, loff_t offset, loff_t len,
 	     long ret)
 {
+	GMEM_EMPTY_BODY();
 	gmem_fallocate_end((__u32)bpf_get_current_pid_tgid(), (__s32)ret, GMEM_EVF_FENTRY);
 	return 0;
 }
@@ -339,6 +344,7 @@ int BPF_PROG(handle_gmem_fallocate_exit, struct file *file, int mode, loff_t off
 SEC("fentry/kvm_gmem_get_pfn")
 int BPF_PROG(handle_get_pfn_entry, struct kvm *kvm, struct kvm_memory_slot *slot, gfn_t gfn)
 {
+	GMEM_EMPTY_BODY();
 	timing_start(SITE_GET_PFN);
 	return 0;
 }
@@ -346,6 +352,7 @@ int BPF_PROG(handle_get_pfn_entry, struct kvm *kvm, struct kvm_memory_slot *slot
 SEC("fexit/kvm_gmem_get_pfn")
 int BPF_PROG(handle_get_pfn_exit, struct kvm *kvm, struct kvm_memory_slot *slot, gfn_t gfn)
 {
+	GMEM_EMPTY_BODY();
 	__u64 start = timing_end(SITE_GET_PFN);
 	struct gmem_event *e;
 	struct file *file;
@@ -383,6 +390,7 @@ int BPF_PROG(handle_get_pfn_exit, struct kvm *kvm, struct kvm_memory_slot *slot,
 SEC("fentry/kvm_gmem_fault_user_mapping")
 int BPF_PROG(handle_user_fault_entry, struct vm_fault *vmf)
 {
+	GMEM_EMPTY_BODY();
 	timing_start(SITE_USER_FAULT);
 	return 0;
 }
@@ -390,6 +398,7 @@ int BPF_PROG(handle_user_fault_entry, struct vm_fault *vmf)
 SEC("fexit/kvm_gmem_fault_user_mapping")
 int BPF_PROG(handle_user_fault_exit, struct vm_fault *vmf)
 {
+	GMEM_EMPTY_BODY();
 	__u64 start = timing_end(SITE_USER_FAULT);
 	struct gmem_event *e;
 	struct inode *inode;
@@ -423,6 +432,7 @@ int BPF_PROG(handle_user_fault_exit, struct vm_fault *vmf)
 SEC("fentry/kvm_arch_gmem_prepare")
 int BPF_PROG(handle_gmem_prepare, struct kvm *kvm, u64 gfn, u64 pfn, int max_order)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
 
 	if (!e)
@@ -443,6 +453,7 @@ int BPF_PROG(handle_gmem_prepare, struct kvm *kvm, u64 gfn, u64 pfn, int max_ord
 SEC("fentry/kvm_arch_gmem_make_private")
 int BPF_PROG(handle_gmem_make_private, struct kvm *kvm, u64 gfn, u64 pfn, u64 nr)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
 	__u32 order = 0;
 
@@ -464,6 +475,7 @@ int BPF_PROG(handle_gmem_make_private, struct kvm *kvm, u64 gfn, u64 pfn, u64 nr
 SEC("fentry/kvm_arch_gmem_invalidate")
 int BPF_PROG(handle_gmem_invalidate, u64 start, u64 end)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
 
 	if (!e)
@@ -481,6 +493,7 @@ int BPF_PROG(handle_gmem_invalidate, u64 start, u64 end)
 SEC("fentry/rmp_make_private")
 int BPF_PROG(handle_rmp_make_private, u64 pfn, u64 gpa, u64 level, u32 asid)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
 
 	if (!e)
@@ -499,6 +512,7 @@ int BPF_PROG(handle_rmp_make_private, u64 pfn, u64 gpa, u64 level, u32 asid)
 SEC("fentry/rmp_make_shared")
 int BPF_PROG(handle_rmp_make_shared, u64 pfn, u64 level)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
 
 	if (!e)
@@ -515,6 +529,7 @@ int BPF_PROG(handle_rmp_make_shared, u64 pfn, u64 level)
 SEC("fentry/psmash")
 int BPF_PROG(handle_psmash, u64 pfn)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
 
 	if (!e)
@@ -532,6 +547,7 @@ int BPF_PROG(handle_psmash, u64 pfn)
 SEC("fentry/snp_leak_pages")
 int BPF_PROG(handle_snp_leak, u64 pfn, unsigned int npages)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
 
 	if (!e)
@@ -574,6 +590,7 @@ static __always_inline int tdx_event(__u32 op, __u64 gpa, __u64 pfn, __u32 order
 SEC("fentry/tdh_mem_page_add")
 int BPF_PROG(handle_tdx_page_add, u64 td, u64 gpa, u64 page_or_pfn)
 {
+	GMEM_EMPTY_BODY();
 	return tdx_event(GMEM_TDX_PAGE_ADD, gpa, tdx_pfn_arg(page_or_pfn), 0, 0);
 }
 
@@ -582,6 +599,7 @@ int BPF_PROG(handle_tdx_page_add, u64 td, u64 gpa, u64 page_or_pfn)
 SEC("fentry/tdh_mem_page_aug")
 int BPF_PROG(handle_tdx_page_aug, u64 td, u64 gpa, u64 level, u64 page_or_pfn)
 {
+	GMEM_EMPTY_BODY();
 	__u64 pfn = tdx_pfn_arg(page_or_pfn);
 
 	return tdx_event(GMEM_TDX_PAGE_AUG, gpa, pfn, tdx_order(level), 0);
@@ -591,6 +609,7 @@ int BPF_PROG(handle_tdx_page_aug, u64 td, u64 gpa, u64 level, u64 page_or_pfn)
 SEC("fentry/tdh_mem_page_remove")
 int BPF_PROG(handle_tdx_page_remove, u64 td, u64 gpa, u64 level)
 {
+	GMEM_EMPTY_BODY();
 	return tdx_event(GMEM_TDX_PAGE_REMOVE, gpa, 0, tdx_order(level), 0);
 }
 
@@ -598,6 +617,7 @@ int BPF_PROG(handle_tdx_page_remove, u64 td, u64 gpa, u64 level)
 SEC("fentry/tdh_mem_range_block")
 int BPF_PROG(handle_tdx_range_block, u64 td, u64 gpa, u64 level)
 {
+	GMEM_EMPTY_BODY();
 	return tdx_event(GMEM_TDX_RANGE_BLOCK, gpa, 0, tdx_order(level), 0);
 }
 
@@ -605,6 +625,7 @@ int BPF_PROG(handle_tdx_range_block, u64 td, u64 gpa, u64 level)
 SEC("fentry/tdh_mem_track")
 int BPF_PROG(handle_tdx_track, u64 td)
 {
+	GMEM_EMPTY_BODY();
 	return tdx_event(GMEM_TDX_TRACK, 0, 0, 0, 0);
 }
 
@@ -613,6 +634,7 @@ int BPF_PROG(handle_tdx_track, u64 td)
 SEC("fentry/tdh_phymem_page_wbinvd_hkid")
 int BPF_PROG(handle_tdx_wbinvd, u64 hkid, u64 page_or_pfn)
 {
+	GMEM_EMPTY_BODY();
 	return tdx_event(GMEM_TDX_WBINVD, 0, tdx_pfn_arg(page_or_pfn), 0, hkid);
 }
 
@@ -624,6 +646,7 @@ int BPF_PROG(handle_tdx_wbinvd, u64 hkid, u64 page_or_pfn)
 SEC("fentry/tdh_mem_page_demote")
 int BPF_PROG(handle_tdx_demote, u64 td, u64 gpa, u64 level)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e;
 	__u32 order = tdx_order(level);
 
@@ -673,6 +696,7 @@ static __always_inline void emit_dmap(__u32 kind, struct folio *folio,
 SEC("fentry/folio_zap_direct_map")
 int BPF_PROG(handle_folio_zap, struct folio *folio)
 {
+	GMEM_EMPTY_BODY();
 	struct inode *inode = gmem_folio_inode(folio);
 	struct dmap_owner owner = {};
 	__u64 key = (__u64)folio;
@@ -698,6 +722,7 @@ int BPF_PROG(handle_folio_zap, struct folio *folio)
 SEC("fentry/kvm_gmem_free_folio")
 int BPF_PROG(handle_free_folio, struct folio *folio)
 {
+	GMEM_EMPTY_BODY();
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 f = (__u64)folio;
 
@@ -714,6 +739,7 @@ int BPF_PROG(handle_free_folio, struct folio *folio)
 SEC("fentry/folio_restore_direct_map")
 int BPF_PROG(handle_folio_restore, struct folio *folio)
 {
+	GMEM_EMPTY_BODY();
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 key = (__u64)folio;
 	struct dmap_owner owner = {};
@@ -746,6 +772,7 @@ int BPF_PROG(handle_folio_restore, struct folio *folio)
 SEC("fentry/kvm_gmem_split_folio_in_filemap")
 int BPF_PROG(handle_gmem_split, u64 arg0, struct folio *folio)
 {
+	GMEM_EMPTY_BODY();
 	struct inode *inode = gmem_folio_inode(folio);
 	struct gmem_event *e;
 	__u32 order;
@@ -780,6 +807,7 @@ int BPF_PROG(handle_gmem_split, u64 arg0, struct folio *folio)
 SEC("fexit/kvm_gmem_merge_folio_in_filemap")
 int BPF_PROG(handle_gmem_merge, u64 arg0, struct folio *folio)
 {
+	GMEM_EMPTY_BODY();
 	struct inode *inode = gmem_folio_inode(folio);
 	struct gmem_event *e;
 	__u64 ret = 0, ino;

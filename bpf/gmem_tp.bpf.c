@@ -81,6 +81,7 @@ static __always_inline void remember_vmm(__u32 vm)
 SEC("tracepoint/syscalls/sys_enter_ioctl")
 int handle_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 {
+	GMEM_EMPTY_BODY();
 	__u32 cmd = (__u32)ctx->args[1];
 	int fd = (int)ctx->args[0];
 	void *uarg = (void *)ctx->args[2];
@@ -213,6 +214,7 @@ static __always_inline void kvm_run_exit(struct call_ctx *c)
 SEC("tracepoint/syscalls/sys_exit_ioctl")
 int handle_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	GMEM_EMPTY_BODY();
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
 	long ret = ctx->ret;
@@ -288,6 +290,7 @@ int handle_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_fallocate")
 int handle_fallocate_enter(struct trace_event_raw_sys_enter *ctx)
 {
+	GMEM_EMPTY_BODY();
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inode *inode = NULL;
 	__u64 ino;
@@ -302,6 +305,7 @@ int handle_fallocate_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_fallocate")
 int handle_fallocate_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	GMEM_EMPTY_BODY();
 	gmem_fallocate_end((__u32)bpf_get_current_pid_tgid(), (__s32)ctx->ret, 0);
 	return 0;
 }
@@ -309,6 +313,7 @@ int handle_fallocate_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_close")
 int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
 {
+	GMEM_EMPTY_BODY();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u32 *vm = bpf_map_lookup_elem(&vmm_tgids, &tgid);
 	struct gmem_event *e;
@@ -423,18 +428,21 @@ static __always_inline int folio_event(struct folio *folio, bool add)
 SEC("tp_btf/mm_filemap_add_to_page_cache")
 int BPF_PROG(handle_folio_add, struct folio *folio)
 {
+	GMEM_EMPTY_BODY();
 	return folio_event(folio, true);
 }
 
 SEC("tp_btf/mm_filemap_delete_from_page_cache")
 int BPF_PROG(handle_folio_delete, struct folio *folio)
 {
+	GMEM_EMPTY_BODY();
 	return folio_event(folio, false);
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_process_exit, struct task_struct *task)
 {
+	GMEM_EMPTY_BODY();
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 	__u32 *vm = bpf_map_lookup_elem(&vmm_tgids, &tgid);
 	struct gmem_event *e;
@@ -464,6 +472,7 @@ SEC("tp_btf/kvm_rmp_fault")
 int BPF_PROG(handle_rmp_fault, struct kvm_vcpu *vcpu, u64 gpa, u64 pfn, u64 error_code,
 	     int rmp_level, int psmash_ret)
 {
+	GMEM_EMPTY_BODY();
 	struct gmem_event *e;
 
 	/* raw tracepoint arguments are maybe-NULL to the verifier since 6.12 */
@@ -488,6 +497,7 @@ int BPF_PROG(handle_rmp_fault, struct kvm_vcpu *vcpu, u64 gpa, u64 pfn, u64 erro
 SEC("tp_btf/kvm_mmu_split_huge_page")
 int BPF_PROG(handle_mmu_split, u64 gfn, u64 spte, int level, int errno_)
 {
+	GMEM_EMPTY_BODY();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u32 *vm = bpf_map_lookup_elem(&vmm_tgids, &tgid);
 	struct gmem_event *e;

@@ -55,6 +55,7 @@ struct loader {
 	int nlinks;
 	struct bpf_link *iter_files, *iter_vmas;
 	int ncpus;
+	bool empty_bodies;
 };
 
 static bool verbose_log;
@@ -477,6 +478,7 @@ static void load_fentry(struct loader *l)
 			goto fallback;
 		}
 		set_autoload(l, l->fe->obj, TIER_FENTRY, false);
+		l->fe->rodata->targ_empty_bodies = l->empty_bodies;
 		err = reuse_maps(l->fe->obj, l->tp);
 		if (!err)
 			err = gmem_fentry__load(l->fe);
@@ -555,6 +557,7 @@ int loader__open(struct loader **out, const struct loader_opts *opts, char *err,
 	if (!l)
 		return -ENOMEM;
 	l->ncpus = libbpf_num_possible_cpus();
+	l->empty_bodies = opts->empty_bodies;
 	if (uname(&u) == 0)
 		snprintf(l->table.kernel, sizeof(l->table.kernel), "%s %s", u.release, u.machine);
 
@@ -608,6 +611,7 @@ int loader__open(struct loader **out, const struct loader_opts *opts, char *err,
 		if (opts->ring_bytes)
 			bpf_map__set_max_entries(l->tp->maps.events, opts->ring_bytes);
 		set_autoload(l, l->tp->obj, TIER_TRACEPOINT, true);
+		l->tp->rodata->targ_empty_bodies = opts->empty_bodies;
 		e = gmem_tp__load(l->tp);
 		if (!e)
 			break;

@@ -21,6 +21,7 @@ struct loader_opts {
 	bool verbose;      /* route libbpf's log to stderr */
 	bool no_fentry;    /* do not even try the fentry tier */
 	bool probe_only;   /* gather facts and decide; load nothing */
+	bool empty_bodies; /* attach as usual, programs return at once (a benchmark's floor) */
 };
 
 /*

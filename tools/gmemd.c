@@ -47,6 +47,7 @@ static struct env {
 	bool no_fentry;
 	bool no_http;
 	bool procfs_scan;
+	bool empty_bodies;
 	unsigned long long ring_mb;
 	double scan_interval;
 	double retire_after;
@@ -109,6 +110,7 @@ enum {
 	OPT_SOCKET_GROUP,
 	OPT_WEB_CONFIG,
 	OPT_KVM_STATS,
+	OPT_EMPTY_BODIES,
 };
 
 static const struct argp_option opts[] = {
@@ -145,6 +147,11 @@ static const struct argp_option opts[] = {
 	{ "policy-max-order", OPT_POLICY_ORDER, "N", 0,
 	  "Largest folio the policy's model has: 9 = 2M (default) to 18 = 1G", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's log", 0 },
+	{ NULL, 0, NULL, 0, "Benchmarking:", 1 },
+	{ "empty-bodies", OPT_EMPTY_BODIES, NULL, 0,
+	  "Attach every probe exactly as usual, but let each return at once, counting nothing: "
+	  "the floor, what attaching alone costs this host's work (bench/hostcost compares "
+	  "it with untraced and with gmemd)", 1 },
 	{},
 };
 
@@ -196,6 +203,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_NO_HTTP:
 		env.no_http = true;
+		break;
+	case OPT_EMPTY_BODIES:
+		env.empty_bodies = true;
 		break;
 	case OPT_SCAN_HOW:
 		if (!strcmp(arg, "procfs"))
@@ -512,6 +522,7 @@ int main(int argc, char **argv)
 	server__set_kvmstats(srv, kvm);
 	so.loader.verbose = env.verbose;
 	so.loader.no_fentry = env.no_fentry;
+	so.loader.empty_bodies = env.empty_bodies;
 	so.loader.ring_bytes = env.ring_mb << 20;
 	so.scan_interval_ns = (__u64)(env.scan_interval * 1e9);
 	so.procfs_scan = env.procfs_scan;
@@ -565,6 +576,9 @@ int main(int argc, char **argv)
 	fprintf(stderr, "gmemd: ready; metrics on http%s://%s/metrics%s, control socket %s\n",
 		webconfig__cert(web) ? "s" : "", env.no_http ? "(off)" : server__listen_addr(srv),
 		webconfig__wants_auth(web) ? " (basic auth)" : "", env.socket);
+	if (env.empty_bodies)
+		fprintf(stderr, "gmemd: --empty-bodies: every probe returns at once; nothing is "
+				"counted but what the scans find\n");
 	/* Type=notify: systemd starts what depends on gmemd once the socket and port answer.
 	 * A no-op (0) without $NOTIFY_SOCKET; a failure to notify is not a reason to stop. */
 	notified = sd_notify(0, "READY=1\nSTATUS=serving metrics and the control socket") > 0;
