@@ -149,9 +149,8 @@ static const struct argp_option opts[] = {
 	{ "verbose", 'v', NULL, 0, "Show libbpf's log", 0 },
 	{ NULL, 0, NULL, 0, "Benchmarking:", 1 },
 	{ "empty-bodies", OPT_EMPTY_BODIES, NULL, 0,
-	  "Attach every probe exactly as usual, but let each return at once, counting nothing: "
-	  "the floor, what attaching alone costs this host's work (bench/hostcost compares "
-	  "it with untraced and with gmemd)", 1 },
+	  "Attach every probe as usual, each returning at once and counting nothing: "
+	  "the floor, what attaching alone costs the host (bench/hostcost measures it)", 1 },
 	{},
 };
 
