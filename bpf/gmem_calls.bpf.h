@@ -127,4 +127,115 @@ static __always_inline void gmem_fallocate_end(__u32 tid, __s32 ret, __u32 flags
 	gmem_submit(e);
 }
 
+/*
+ * KVM_RUN, and the memory-attribute ioctl: the same work whichever tier sees the call (the
+ * tracepoint tier at the syscall, the fentry tier at kvm_arch_vcpu_ioctl_run and
+ * kvm_vm_ioctl). Whoever sees the end first clears the call, so with both attached (one event
+ * on each tier) nothing is emitted twice. flags marks the tier (GMEM_EVF_FENTRY or 0).
+ */
+
+/* KVM_RUN enters vcpu: the context the folio hooks name guest faults by, and the resume of a
+ * vCPU whose last exit asked for a conversion. */
+static __always_inline void gmem_vcpu_run_begin(struct call_ctx *c, struct kvm_vcpu *vcpu,
+						__u32 flags)
+{
+	struct gmem_event *e;
+
+	c->call = CALL_KVM_RUN;
+	/* a vCPU thread runs the same vCPU: parse stats_id once, not per entry */
+	if (vcpu != c->vcpu || !c->vm)
+		c->vm = gmem_vm_of_kvm(BPF_CORE_READ(vcpu, kvm));
+	c->vcpu = vcpu;
+	if (c->pending_conv) {
+		c->pending_conv = 0;
+		e = gmem_reserve(GMEM_EV_VCPU_RESUME);
+		if (e) {
+			e->vm = c->vm;
+			e->flags |= flags;
+			gmem_submit(e);
+		}
+	}
+}
+
+/* KVM_RUN returns to the VMM: a conversion request if the exit asks for one. */
+static __always_inline void gmem_vcpu_run_end(struct call_ctx *c, __u32 flags)
+{
+	struct kvm_vcpu *vcpu = c->vcpu;
+	struct kvm_run *run;
+	struct gmem_event *e;
+	__u64 gpa, size, dir;
+	__u32 reason;
+
+	if (!vcpu)
+		return;
+	run = BPF_CORE_READ(vcpu, run);
+	reason = BPF_CORE_READ(run, exit_reason);
+	/* memory_fault joined kvm_run with guest_memfd (6.8): older kernels skip this arm */
+	if (reason == GMEM_KVM_EXIT_MEMORY_FAULT && bpf_core_field_exists(run->memory_fault)) {
+		__u64 fl = BPF_CORE_READ(run, memory_fault.flags);
+
+		gpa = BPF_CORE_READ(run, memory_fault.gpa);
+		size = BPF_CORE_READ(run, memory_fault.size);
+		dir = (fl & GMEM_KVM_MEMORY_EXIT_FLAG_PRIVATE) ? GMEM_TO_PRIVATE : GMEM_TO_SHARED;
+	} else if (reason == GMEM_KVM_EXIT_HYPERCALL &&
+		   BPF_CORE_READ(run, hypercall.nr) == GMEM_KVM_HC_MAP_GPA_RANGE) {
+		gpa = BPF_CORE_READ(run, hypercall.args[0]);
+		size = BPF_CORE_READ(run, hypercall.args[1]) * 4096;
+		dir = (BPF_CORE_READ(run, hypercall.args[2]) & GMEM_KVM_MAP_GPA_RANGE_ENCRYPTED) ?
+			      GMEM_TO_PRIVATE : GMEM_TO_SHARED;
+	} else {
+		return;
+	}
+	c->pending_conv = 1;
+	e = gmem_reserve(GMEM_EV_CONV_REQUEST);
+	if (!e)
+		return;
+	e->vm = c->vm;
+	e->a = gpa;
+	e->b = size;
+	e->sub = dir;
+	e->c = reason;
+	e->flags |= flags;
+	gmem_submit(e);
+}
+
+/* the uapi struct kvm_memory_attributes, read from the ioctl argument */
+struct gmem_uapi_attrs {
+	__u64 address;
+	__u64 size;
+	__u64 attributes;
+	__u64 flags;
+};
+
+/* KVM_SET_MEMORY_ATTRIBUTES begins, uarg its user-space argument. */
+static __always_inline void gmem_set_attr_begin(struct call_ctx *c, const void *uarg)
+{
+	struct gmem_uapi_attrs at = {};
+
+	bpf_probe_read_user(&at, sizeof(at), uarg);
+	c->call = CALL_SET_ATTR;
+	c->a = at.address;
+	c->b = at.size;
+	c->sub = (at.attributes & GMEM_KVM_MEMORY_ATTRIBUTE_PRIVATE) ? GMEM_TO_PRIVATE :
+								       GMEM_TO_SHARED;
+	c->ts = bpf_ktime_get_ns();
+}
+
+/* It returned ret in VM vm: the conversion's kernel part, timed. */
+static __always_inline void gmem_set_attr_end(struct call_ctx *c, __u32 vm, long ret, __u32 flags)
+{
+	struct gmem_event *e = gmem_reserve(GMEM_EV_CONV_ATTR);
+
+	if (!e)
+		return;
+	e->vm = vm;
+	e->a = c->a;
+	e->b = c->b;
+	e->sub = c->sub;
+	e->c = e->ts_ns - c->ts;
+	e->result = (__s32)ret;
+	e->flags |= flags;
+	gmem_submit(e);
+}
+
 #endif /* GMEM_CALLS_BPF_H */

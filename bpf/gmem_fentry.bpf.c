@@ -10,6 +10,11 @@
  *    guest_memfd file, so no syscall hook decodes every fallocate on the host. It sets the same
  *    per-thread call context the tracepoint tier's syscall hooks do (gmem_calls.bpf.h), so the
  *    folio hooks still fold the call's folios into one record.
+ *  - kvm_arch_vcpu_ioctl_run, kvm_vm_ioctl (SET_MEMORY_ATTRIBUTES only), kvm_gmem_populate
+ *    (fentry + fexit), kvm_gmem_unbind: KVM_RUN, conversions, populate and memslot unbinds
+ *    from KVM's own functions. With these and the rest, a kernel that allows fentry needs no
+ *    syscall tracepoint at all, so no program runs for the host's other ioctls, closes and
+ *    fallocates (bench/hostcost measures that cost).
  *  - kvm_gmem_get_pfn, kvm_gmem_fault_user_mapping (fentry + fexit): every guest (KVM MMU) and
  *    host-user fault on guest_memfd, timed, including the ones that find the folio already
  *    present and so never reach the page cache tracepoints.
@@ -327,6 +332,134 @@ int BPF_PROG(handle_gmem_fallocate_exit, struct file *file, int mode, loff_t off
 {
 	GMEM_EMPTY_BODY();
 	gmem_fallocate_end((__u32)bpf_get_current_pid_tgid(), (__s32)ret, GMEM_EVF_FENTRY);
+	return 0;
+}
+
+/*
+ * void kvm_gmem_unbind(struct kvm_memory_slot *slot): a memslot lets go of its file, whether
+ * the VMM deleted it or the VM is being torn down. Unchanged since 6.8. Optional: without it
+ * unbinds stay with the tracepoint tier's ioctl hooks.
+ */
+SEC("fentry/kvm_gmem_unbind")
+int BPF_PROG(handle_gmem_unbind, struct kvm_memory_slot *slot)
+{
+	GMEM_EMPTY_BODY();
+	struct gmem_event *e = fe_reserve(GMEM_EV_UNBIND);
+
+	if (!e)
+		return 0;
+	e->vm = current_vm();
+	e->ino = BPF_CORE_READ(slot, gmem.file, f_inode, i_ino);
+	e->sub = ((__u32)BPF_CORE_READ(slot, as_id) << 16) | (__u16)BPF_CORE_READ(slot, id);
+	gmem_submit(e);
+	return 0;
+}
+
+/* ---- KVM_RUN and the VM ioctls conversions take ----------------------------------------- */
+
+/*
+ * int kvm_arch_vcpu_ioctl_run(struct kvm_vcpu *vcpu): KVM_RUN itself, the same call the
+ * tracepoint tier sees at the ioctl syscall, without a program on every ioctl of the host.
+ * Sets the call context (guest faults inside it are named so) and reports the exits that ask
+ * for a conversion (gmem_calls.bpf.h).
+ */
+SEC("fentry/kvm_arch_vcpu_ioctl_run")
+int BPF_PROG(handle_vcpu_run_entry, struct kvm_vcpu *vcpu)
+{
+	GMEM_EMPTY_BODY();
+	struct call_ctx *c = ctx_get((__u32)bpf_get_current_pid_tgid(), true);
+
+	if (c)
+		gmem_vcpu_run_begin(c, vcpu, GMEM_EVF_FENTRY);
+	return 0;
+}
+
+SEC("fexit/kvm_arch_vcpu_ioctl_run")
+int BPF_PROG(handle_vcpu_run_exit, struct kvm_vcpu *vcpu)
+{
+	GMEM_EMPTY_BODY();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+
+	if (!c || c->call != CALL_KVM_RUN)
+		return 0;
+	c->call = CALL_NONE;
+	gmem_vcpu_run_end(c, GMEM_EVF_FENTRY);
+	return 0;
+}
+
+/*
+ * long kvm_vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg): a VM fd's
+ * ioctls, the way in of KVM_SET_MEMORY_ATTRIBUTES (a conversion's kernel part, timed).
+ * Static, but reached only through kvm_vm_fops, so never inlined; unchanged since 2.6. Runs
+ * for KVM's VM ioctls only.
+ */
+/* Runs of handle_vm_ioctl_entry, every ioctl: the loader checks with one of its own that the
+ * trampoline really fires (on Debian's 6.18 it attaches and is never called). */
+__u64 vm_ioctl_runs;
+
+SEC("fentry/kvm_vm_ioctl")
+int BPF_PROG(handle_vm_ioctl_entry, struct file *filp, unsigned int ioctl, unsigned long arg)
+{
+	struct call_ctx *c;
+
+	__sync_fetch_and_add(&vm_ioctl_runs, 1);
+	GMEM_EMPTY_BODY();
+
+	if (ioctl != GMEM_KVM_SET_MEMORY_ATTRIBUTES)
+		return 0;
+	c = ctx_get((__u32)bpf_get_current_pid_tgid(), true);
+	if (c)
+		gmem_set_attr_begin(c, (const void *)arg);
+	return 0;
+}
+
+SEC("fexit/kvm_vm_ioctl")
+int BPF_PROG(handle_vm_ioctl_exit, struct file *filp, unsigned int ioctl, unsigned long arg,
+	     long ret)
+{
+	GMEM_EMPTY_BODY();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_ctx *c;
+
+	if (ioctl != GMEM_KVM_SET_MEMORY_ATTRIBUTES)
+		return 0;
+	c = bpf_map_lookup_elem(&calls, &tid);
+	if (!c || c->call != CALL_SET_ATTR)
+		return 0;
+	c->call = CALL_NONE;
+	gmem_set_attr_end(c, gmem_vm_of_kvm(BPF_CORE_READ(filp, private_data)), ret,
+			  GMEM_EVF_FENTRY);
+	return 0;
+}
+
+/*
+ * long kvm_gmem_populate(struct kvm *kvm, gfn_t gfn, void __user *src, long npages, ...):
+ * SNP's launch update and TDX's memory-region init (one a VM ioctl, the other a vCPU one)
+ * fill private memory through it, so its folios are populate's. Only the first argument is
+ * named (the callback's type changed over versions). Optional: a kernel without an arch that
+ * populates has no such folios.
+ */
+SEC("fentry/kvm_gmem_populate")
+int BPF_PROG(handle_gmem_populate_entry, struct kvm *kvm)
+{
+	GMEM_EMPTY_BODY();
+	struct call_ctx *c = ctx_get((__u32)bpf_get_current_pid_tgid(), true);
+
+	if (c)
+		c->call = CALL_ENCRYPT_OP;
+	return 0;
+}
+
+SEC("fexit/kvm_gmem_populate")
+int BPF_PROG(handle_gmem_populate_exit, struct kvm *kvm)
+{
+	GMEM_EMPTY_BODY();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+
+	if (c && c->call == CALL_ENCRYPT_OP)
+		c->call = CALL_NONE;
 	return 0;
 }
 

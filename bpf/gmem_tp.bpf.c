@@ -53,13 +53,6 @@ struct gmem_uapi_region2 {
 	__u32 guest_memfd;
 };
 
-struct gmem_uapi_attrs {
-	__u64 address;
-	__u64 size;
-	__u64 attributes;
-	__u64 flags;
-};
-
 
 /* The struct kvm behind a VM fd, or the vCPU behind a vCPU fd: both are the file's private
  * data; the ioctl number already says which it is (0xAE is KVM's ioctl type). */
@@ -86,33 +79,16 @@ int handle_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 	int fd = (int)ctx->args[0];
 	void *uarg = (void *)ctx->args[2];
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct gmem_event *e;
 	struct call_ctx *c;
 
 	switch (cmd) {
-	case GMEM_KVM_RUN: {
-		struct kvm_vcpu *vcpu;
-
+	case GMEM_KVM_RUN:
 		c = ctx_get(tid, true);
 		if (!c)
 			return 0;
-		vcpu = fd_private(fd);
-		c->call = CALL_KVM_RUN;
 		c->fd = fd;
-		/* a vCPU thread runs the same vCPU: parse stats_id once, not per entry */
-		if (vcpu != c->vcpu || !c->vm)
-			c->vm = gmem_vm_of_kvm(BPF_CORE_READ(vcpu, kvm));
-		c->vcpu = vcpu;
-		if (c->pending_conv) {
-			c->pending_conv = 0;
-			e = gmem_reserve(GMEM_EV_VCPU_RESUME);
-			if (e) {
-				e->vm = c->vm;
-				gmem_submit(e);
-			}
-		}
+		gmem_vcpu_run_begin(c, fd_private(fd), 0);
 		return 0;
-	}
 	case GMEM_KVM_CREATE_GUEST_MEMFD: {
 		struct gmem_uapi_create args = {};
 
@@ -143,22 +119,13 @@ int handle_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 		c->ino = gmem_fd_ino((int)r.guest_memfd, NULL);
 		return 0;
 	}
-	case GMEM_KVM_SET_MEMORY_ATTRIBUTES: {
-		struct gmem_uapi_attrs at = {};
-
+	case GMEM_KVM_SET_MEMORY_ATTRIBUTES:
 		c = ctx_get(tid, true);
 		if (!c)
 			return 0;
-		bpf_probe_read_user(&at, sizeof(at), uarg);
-		c->call = CALL_SET_ATTR;
 		c->fd = fd;
-		c->a = at.address;
-		c->b = at.size;
-		c->sub = (at.attributes & GMEM_KVM_MEMORY_ATTRIBUTE_PRIVATE) ? GMEM_TO_PRIVATE :
-									       GMEM_TO_SHARED;
-		c->ts = bpf_ktime_get_ns();
+		gmem_set_attr_begin(c, uarg);
 		return 0;
-	}
 	case GMEM_KVM_MEMORY_ENCRYPT_OP:
 		c = ctx_get(tid, true);
 		if (c) {
@@ -169,46 +136,6 @@ int handle_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 	default:
 		return 0;
 	}
-}
-
-static __always_inline void kvm_run_exit(struct call_ctx *c)
-{
-	struct kvm_vcpu *vcpu = c->vcpu;
-	struct kvm_run *run;
-	struct gmem_event *e;
-	__u64 gpa, size, dir;
-	__u32 reason;
-
-	if (!vcpu)
-		return;
-	run = BPF_CORE_READ(vcpu, run);
-	reason = BPF_CORE_READ(run, exit_reason);
-	/* memory_fault joined kvm_run with guest_memfd (6.8): older kernels skip this arm */
-	if (reason == GMEM_KVM_EXIT_MEMORY_FAULT && bpf_core_field_exists(run->memory_fault)) {
-		__u64 fl = BPF_CORE_READ(run, memory_fault.flags);
-
-		gpa = BPF_CORE_READ(run, memory_fault.gpa);
-		size = BPF_CORE_READ(run, memory_fault.size);
-		dir = (fl & GMEM_KVM_MEMORY_EXIT_FLAG_PRIVATE) ? GMEM_TO_PRIVATE : GMEM_TO_SHARED;
-	} else if (reason == GMEM_KVM_EXIT_HYPERCALL &&
-		   BPF_CORE_READ(run, hypercall.nr) == GMEM_KVM_HC_MAP_GPA_RANGE) {
-		gpa = BPF_CORE_READ(run, hypercall.args[0]);
-		size = BPF_CORE_READ(run, hypercall.args[1]) * 4096;
-		dir = (BPF_CORE_READ(run, hypercall.args[2]) & GMEM_KVM_MAP_GPA_RANGE_ENCRYPTED) ?
-			      GMEM_TO_PRIVATE : GMEM_TO_SHARED;
-	} else {
-		return;
-	}
-	c->pending_conv = 1;
-	e = gmem_reserve(GMEM_EV_CONV_REQUEST);
-	if (!e)
-		return;
-	e->vm = c->vm;
-	e->a = gpa;
-	e->b = size;
-	e->sub = dir;
-	e->c = reason;
-	gmem_submit(e);
 }
 
 SEC("tracepoint/syscalls/sys_exit_ioctl")
@@ -228,7 +155,7 @@ int handle_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 
 	switch (call) {
 	case CALL_KVM_RUN:
-		kvm_run_exit(c);
+		gmem_vcpu_run_end(c, 0);
 		return 0;
 	case CALL_CREATE_GMEM: {
 		struct inode *inode = NULL;
@@ -271,16 +198,7 @@ int handle_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	}
 	case CALL_SET_ATTR:
-		e = gmem_reserve(GMEM_EV_CONV_ATTR);
-		if (!e)
-			return 0;
-		e->vm = gmem_vm_of_kvm(fd_private(c->fd));
-		e->a = c->a;
-		e->b = c->b;
-		e->sub = c->sub;
-		e->c = e->ts_ns - c->ts;
-		e->result = (__s32)ret;
-		gmem_submit(e);
+		gmem_set_attr_end(c, gmem_vm_of_kvm(fd_private(c->fd)), ret, 0);
 		return 0;
 	default:
 		return 0;

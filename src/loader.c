@@ -11,11 +11,13 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/capability.h>
+#include <linux/kvm.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -436,8 +438,11 @@ static void drop_redundant_tp(struct loader *l)
 	for (i = 0; i < l->nlinks; i++) {
 		if (l->link_tier[i] != TIER_TRACEPOINT || !l->links[i])
 			continue;
+		/* a tracepoint program an fentry-tier event lists (the folio hook) stays too */
 		if (probe__want_prog(&l->facts, &l->table, bpf_program__name(l->link_prog[i]),
-				     TIER_TRACEPOINT))
+				     TIER_TRACEPOINT) ||
+		    probe__want_prog(&l->facts, &l->table, bpf_program__name(l->link_prog[i]),
+				     TIER_FENTRY))
 			continue;
 		bpf_link__destroy(l->links[i]);
 		l->links[i] = NULL;
@@ -462,6 +467,43 @@ static int reuse_maps(struct bpf_object *obj, struct gmem_tp *tp)
 			return err;
 	}
 	return 0;
+}
+
+/*
+ * A trampoline that attaches is not always one that fires: on Debian's 6.18 the one on
+ * kvm_vm_ioctl attaches and is never called, which would lose every conversion silently. So
+ * gmemd makes one VM ioctl of its own (KVM_CHECK_EXTENSION on a VM it creates and closes at
+ * once) and sees whether the program ran; if not, or if it cannot try (no /dev/kvm access),
+ * the conversion event falls back to the tracepoint tier, saying why.
+ */
+static void check_vm_ioctl_fires(struct loader *l)
+{
+	const struct probe_row *r = probe__row(&l->table, "conversion");
+	char why[96] = "";
+	__u64 before;
+	int kvm, vm;
+
+	if (!r || r->tier != TIER_FENTRY || r->state != PROBE_LIVE || !l->fe->bss)
+		return;
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		snprintf(why, sizeof(why), "cannot test it (open /dev/kvm: %s)", strerror(errno));
+		goto failed;
+	}
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	close(kvm);
+	if (vm < 0) {
+		snprintf(why, sizeof(why), "cannot test it (KVM_CREATE_VM: %s)", strerror(errno));
+		goto failed;
+	}
+	before = __atomic_load_n(&l->fe->bss->vm_ioctl_runs, __ATOMIC_SEQ_CST);
+	(void)ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY);
+	close(vm);
+	if (__atomic_load_n(&l->fe->bss->vm_ioctl_runs, __ATOMIC_SEQ_CST) != before)
+		return;
+	snprintf(why, sizeof(why), "attached, but a test ioctl did not reach it");
+failed:
+	probe__mark_failed(&l->table, "handle_vm_ioctl_entry", TIER_FENTRY, why);
 }
 
 static void load_fentry(struct loader *l)
@@ -494,6 +536,7 @@ static void load_fentry(struct loader *l)
 	}
 	mark_rejected(l, l->fe->obj, TIER_FENTRY);
 	attach_all(l, l->fe->obj, TIER_FENTRY);
+	check_vm_ioctl_fires(l);
 	/* events whose fentry attach failed fall back to the tracepoint tier where it exists */
 	for (int i = 0; i < l->table.n; i++) {
 		struct probe_row *r = &l->table.rows[i];

@@ -17,6 +17,12 @@
 
 #define IOCTL_PAIR TRACEFS("handle_ioctl_enter", "syscalls/sys_enter_ioctl"), \
 		   TRACEFS("handle_ioctl_exit", "syscalls/sys_exit_ioctl")
+/* The same calls seen from KVM's own functions: with these on the fentry tier, no program runs
+ * on the host's other ioctls (the syscall tracepoints cost every ioctl, see bench/hostcost). */
+#define KVM_RUN_PAIR FUNC("handle_vcpu_run_entry", "kvm_arch_vcpu_ioctl_run"), \
+		     FUNC("handle_vcpu_run_exit", "kvm_arch_vcpu_ioctl_run")
+#define VM_IOCTL_PAIR FUNC("handle_vm_ioctl_entry", "kvm_vm_ioctl"), \
+		      FUNC("handle_vm_ioctl_exit", "kvm_vm_ioctl")
 
 const struct probe_event_def probe_events[] = {
 	{ "create", "guest_memfd files created",
@@ -24,7 +30,8 @@ const struct probe_event_def probe_events[] = {
 	  .fentry = { FUNC("handle_gmem_create", "kvm_gmem_create") } },
 	{ "bind", "memslots bound to a guest_memfd",
 	  .tp = { IOCTL_PAIR },
-	  .fentry = { FUNC("handle_gmem_bind", "kvm_gmem_bind") } },
+	  .fentry = { FUNC("handle_gmem_bind", "kvm_gmem_bind"),
+		      FUNC_OPT("handle_gmem_unbind", "kvm_gmem_unbind") } },
 	{ "discover", "files that existed before we started",
 	  .tp = { ITER("scan_files", "task_file"), ITER("scan_vmas", "task_vma") } },
 	{ "release", "guest_memfd files released",
@@ -33,7 +40,14 @@ const struct probe_event_def probe_events[] = {
 	  .fentry = { FUNC("handle_gmem_release", "kvm_gmem_release") } },
 	{ "page_alloc", "folios added, by source (user/guest fault, fallocate, populate)",
 	  .tp = { TPBTF("handle_folio_add", "mm_filemap_add_to_page_cache"), IOCTL_PAIR,
-		  TRACEFS("handle_fallocate_enter", "syscalls/sys_enter_fallocate") } },
+		  TRACEFS("handle_fallocate_enter", "syscalls/sys_enter_fallocate") },
+	  /* the folio hook is the tracepoint object's either way; the call context it reads
+	   * comes from KVM's and guest_memfd's functions instead of the syscalls */
+	  .fentry = { TPBTF("handle_folio_add", "mm_filemap_add_to_page_cache"), KVM_RUN_PAIR,
+		      FUNC("handle_gmem_fallocate_entry", "kvm_gmem_fallocate"),
+		      FUNC("handle_gmem_fallocate_exit", "kvm_gmem_fallocate"),
+		      FUNC_OPT("handle_gmem_populate_entry", "kvm_gmem_populate"),
+		      FUNC_OPT("handle_gmem_populate_exit", "kvm_gmem_populate") } },
 	{ "fault", "every gmem fault with its latency",
 	  .fentry = { FUNC("handle_get_pfn_entry", "kvm_gmem_get_pfn"),
 		      FUNC("handle_get_pfn_exit", "kvm_gmem_get_pfn"),
@@ -51,7 +65,8 @@ const struct probe_event_def probe_events[] = {
 	{ "free_folio", "folios freed",
 	  .tp = { TPBTF("handle_folio_delete", "mm_filemap_delete_from_page_cache") } },
 	{ "conversion", "private<->shared conversions, kernel part and exit-to-entry",
-	  .tp = { IOCTL_PAIR } },
+	  .tp = { IOCTL_PAIR },
+	  .fentry = { KVM_RUN_PAIR, VM_IOCTL_PAIR } },
 	{ "direct_map_secretmem", "secretmem folios out of / back in the direct map",
 	  .tp = { TPBTF("handle_folio_add", "mm_filemap_add_to_page_cache"),
 		  TPBTF("handle_folio_delete", "mm_filemap_delete_from_page_cache") } },

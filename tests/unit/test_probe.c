@@ -113,16 +113,45 @@ static void test_fentry_preferred_when_permitted(void **state)
 	assert_int_equal(row(&t, "fault")->tier, TIER_FENTRY);
 	assert_int_equal(row(&t, "tdx")->tier, TIER_FENTRY);
 	assert_int_equal(row(&t, "hugepage_split")->tier, TIER_FENTRY);
-	assert_int_equal(row(&t, "page_alloc")->tier, TIER_TRACEPOINT);
+	/* allocation sources and conversions from KVM_RUN and the VM ioctls themselves */
+	assert_int_equal(row(&t, "page_alloc")->tier, TIER_FENTRY);
+	assert_int_equal(row(&t, "conversion")->tier, TIER_FENTRY);
 	assert_string_equal(row(&t, "release")->other_reason, "available, not needed");
-	/* ioctl programs still serve conversions and allocation sources */
-	assert_true(probe__want_prog(&facts, &t, "handle_ioctl_enter", TIER_TRACEPOINT));
+	/* so no syscall tracepoint is wanted at all, and no program runs on the host's other
+	 * ioctls, closes or fallocates; the folio hook stays, listed by page_alloc's set */
+	assert_false(probe__want_prog(&facts, &t, "handle_ioctl_enter", TIER_TRACEPOINT));
+	assert_false(probe__want_prog(&facts, &t, "handle_ioctl_exit", TIER_TRACEPOINT));
+	assert_false(probe__want_prog(&facts, &t, "handle_fallocate_enter", TIER_TRACEPOINT));
+	assert_false(probe__want_prog(&facts, &t, "handle_close_enter", TIER_TRACEPOINT));
+	assert_true(probe__want_prog(&facts, &t, "handle_folio_add", TIER_FENTRY));
+	assert_true(probe__want_prog(&facts, &t, "handle_vm_ioctl_entry", TIER_FENTRY));
+	assert_true(probe__want_prog(&facts, &t, "handle_gmem_populate_entry", TIER_FENTRY));
 	/* the scan iterators still discover files, even with release on fentry */
 	assert_true(probe__want_prog(&facts, &t, "scan_files", TIER_TRACEPOINT));
 	/* the mmu split tracepoint is only for hugepage_split, now served by fentry */
 	assert_false(probe__want_prog(&facts, &t, "handle_mmu_split", TIER_TRACEPOINT));
 	assert_true(probe__want_prog(&facts, &t, "handle_gmem_split", TIER_FENTRY));
 	assert_true(probe__want_prog(&facts, &t, "handle_tdx_page_aug", TIER_FENTRY));
+}
+
+/* A kernel whose kvm_vm_ioctl has no BTF (or one that moved bind, as 7.3 did): conversion
+ * stays on the ioctl tracepoints, which then serve it whole; page_alloc needs no VM ioctl. */
+static void test_fentry_without_vm_ioctl_keeps_the_ioctl_hooks(void **state)
+{
+	static const char *const funcs[] = { "kvm_gmem_get_pfn", "kvm_gmem_release",
+					     "kvm_gmem_create", "kvm_gmem_fallocate",
+					     "kvm_arch_vcpu_ioctl_run", NULL };
+	struct fake f = { .funcs = funcs, .tracefs = true, .tp_btf = true, .iters = true };
+	struct probe_facts facts = facts_for(&f, true, NULL);
+	struct probe_table t;
+
+	probe__decide(&facts, &t);
+	assert_int_equal(row(&t, "create")->tier, TIER_FENTRY);
+	assert_int_equal(row(&t, "bind")->tier, TIER_TRACEPOINT);
+	assert_int_equal(row(&t, "page_alloc")->tier, TIER_FENTRY);
+	assert_int_equal(row(&t, "conversion")->tier, TIER_TRACEPOINT);
+	assert_true(probe__want_prog(&facts, &t, "handle_ioctl_enter", TIER_TRACEPOINT));
+	assert_false(probe__want_prog(&facts, &t, "handle_vm_ioctl_entry", TIER_FENTRY));
 }
 
 /* Without tracefs, classic syscall tracepoints are gone: ioctl-based events are unavailable
@@ -208,6 +237,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fentry_refused_falls_back_to_tracepoints),
 		cmocka_unit_test(test_fentry_preferred_when_permitted),
+		cmocka_unit_test(test_fentry_without_vm_ioctl_keeps_the_ioctl_hooks),
 		cmocka_unit_test(test_no_tracefs),
 		cmocka_unit_test(test_optional_sets_need_one),
 		cmocka_unit_test(test_mark_failed),
