@@ -546,6 +546,7 @@ static void load_fentry(struct loader *l)
 			snprintf(r->other_reason, sizeof(r->other_reason), "fentry %s", r->reason);
 			r->reason[0] = 0;
 			r->tier = TIER_TRACEPOINT;
+			r->other_tier = TIER_FENTRY;
 			r->state = PROBE_LIVE;
 		}
 	}
