@@ -363,7 +363,9 @@ def test_resize_and_quit_restore_the_terminal(gmemd, tmux, loads):
     tmux.run(gmemtop_cmd("--socket", gmemd.socket, *only(vms)))
     tmux.wait(lambda s: shows_truth(s, vms), timeout=5, what="numbers")
     tmux.resize(200, 50)
-    s = tmux.wait(lambda s: "SPLIT/s" in s and shows_truth(s, vms), what="wide")
+    # the whole redraw, footer included (a capture can land mid-redraw)
+    s = tmux.wait(lambda s: "SPLIT/s" in s and shows_truth(s, vms) and
+                  s.rstrip("\n").split("\n")[-1].startswith("h:help"), what="wide")
     assert tmux.size() == (200, 50)
     footer = s.rstrip("\n").split("\n")[-1]
     assert footer == "h:help q:quit Enter:VM </>:sort f:filter p:pause r:reset t:totals " \

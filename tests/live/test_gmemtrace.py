@@ -278,7 +278,10 @@ def test_in_process_recording_matches_ground_truth(tmp):
     assert rep["recording"]["complete"]
     for v in final["exit"]["vms"]:
         assert reported(vm_of(rep, v["pid"])) == truth(v)
-    assert rep["model"]["totals"]["events_dropped"] == 0
+        # nothing of these VMs lost (per VM: the host-wide total also holds probe runs the
+        # kernel skipped for anyone else, which a preemptible kernel makes now and then)
+        assert not vm_of(rep, v["pid"]).get("events_dropped"), vm_of(rep, v["pid"])
+    print("host-wide events dropped:", rep["model"]["totals"]["events_dropped"])
 
 
 def test_sigkill_mid_run_reads_up_to_the_last_chunk(tmp):
