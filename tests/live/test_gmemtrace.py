@@ -21,8 +21,8 @@ import urllib.request
 
 import pytest
 
-from gmemtest import (BIN, GMEMD, TIER_ARGS, Gmemd, Load, Metrics, free_port, require_live,
-                      run_load, stop_process, truth_counters, wait_until)
+from gmemtest import (BIN, GMEMD, TIER_ARGS, Gmemd, Load, Metrics, exact_or_missed, free_port,
+                      require_live, run_load, stop_process, truth_counters, wait_until)
 
 GMEMTRACE = os.path.join(BIN, "gmemtrace")
 PAGE = 4096
@@ -126,6 +126,21 @@ class Replay:
 def truth(v, minus=None):
     """gmem-load's counts for one VM, in the report's vocabulary (minus an earlier phase)."""
     return truth_counters(v, minus)
+
+
+class ReportCounts:
+    """A report's loss counters with Metrics.get's names, for exact_or_missed: every record
+    the recording says it lost (ring drops and skipped probe runs), and each VM's drops."""
+
+    def __init__(self, rep):
+        self.rep = rep
+
+    def get(self, name, vm=None, **_):
+        if name == "gmemscope_probe_misses_total":
+            return self.rep["model"]["totals"]["events_dropped"]
+        if name == "gmem_events_dropped_total":
+            return sum(vm_of(self.rep, vm).get("events_dropped", {}).values())
+        return 0
 
 
 def reported(v):
@@ -268,7 +283,9 @@ def test_in_process_recording_matches_ground_truth(tmp):
         final = run_load("--vms", "2", "--files", "2", "--user-touch", "8", "--guest-touch",
                          "12", "--fallocate", "6", "--punch", "2", "--convert", "2",
                          "--exit-early", "1")
-        time.sleep(2)  # the releases come from a liveness scan
+        # the releases come from a liveness scan, or (fentry) from kvm_gmem_release, which
+        # for a process that exited runs later from a workqueue (delayed fput; slow under TCG)
+        time.sleep(4)
     finally:
         assert rec.stop(signal.SIGTERM) == 0, rec.output()
     meta = json.loads(gt("info", "-j", out).stdout)["meta"]
@@ -277,7 +294,12 @@ def test_in_process_recording_matches_ground_truth(tmp):
     rep = report(out)
     assert rep["recording"]["complete"]
     for v in final["exit"]["vms"]:
-        assert reported(vm_of(rep, v["pid"])) == truth(v)
+        # exact, or short only by losses the recording counted (a probe run the kernel
+        # skipped on a preemptible kernel), never above the truth
+        got = reported(vm_of(rep, v["pid"]))
+        assert exact_or_missed(ReportCounts(rep), got, truth(v), v["pid"]), (got, truth(v))
+        if got != truth(v):
+            continue
         # nothing of these VMs lost (per VM: the host-wide total also holds probe runs the
         # kernel skipped for anyone else, which a preemptible kernel makes now and then)
         assert not vm_of(rep, v["pid"]).get("events_dropped"), vm_of(rep, v["pid"])
