@@ -62,6 +62,21 @@ static __always_inline struct call_ctx *ctx_get(__u32 tid, bool create)
 	return bpf_map_lookup_elem(&calls, &tid);
 }
 
+/*
+ * The current thread's context if it is in the middle of call, which ends here; the call is
+ * cleared, so whichever tier sees the end first handles it and the other finds nothing.
+ */
+static __always_inline struct call_ctx *ctx_end(__u32 call)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+
+	if (!c || c->call != call)
+		return NULL;
+	c->call = CALL_NONE;
+	return c;
+}
+
 /* A fallocate on a gmem file begins: remember it, so its folios fold into one record. */
 static __always_inline void gmem_fallocate_begin(__u32 tid, struct inode *inode, __u64 ino,
 						 __u32 mode, __u64 offset, __u64 len)
@@ -87,15 +102,14 @@ static __always_inline void gmem_fallocate_begin(__u32 tid, struct inode *inode,
 
 /* It ends: the folded folios as one ranged record, then the call itself. flags marks the tier
  * (GMEM_EVF_FENTRY from the fentry tier). */
-static __always_inline void gmem_fallocate_end(__u32 tid, __s32 ret, __u32 flags)
+static __always_inline void gmem_fallocate_end(__s32 ret, __u32 flags)
 {
-	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+	struct call_ctx *c = ctx_end(CALL_FALLOCATE);
 	struct gmem_event *e;
 	bool punch;
 
-	if (!c || c->call != CALL_FALLOCATE)
+	if (!c)
 		return;
-	c->call = CALL_NONE;
 	punch = c->sub & GMEM_FALLOC_FL_PUNCH_HOLE;
 	if (c->fold_pages) {
 		e = gmem_reserve(punch ? GMEM_EV_PAGE_FREE : GMEM_EV_PAGE_ALLOC);

@@ -331,7 +331,7 @@ int BPF_PROG(handle_gmem_fallocate_exit, struct file *file, int mode, loff_t off
 	     long ret)
 {
 	GMEM_EMPTY_BODY();
-	gmem_fallocate_end((__u32)bpf_get_current_pid_tgid(), (__s32)ret, GMEM_EVF_FENTRY);
+	gmem_fallocate_end((__s32)ret, GMEM_EVF_FENTRY);
 	return 0;
 }
 
@@ -345,11 +345,15 @@ int BPF_PROG(handle_gmem_unbind, struct kvm_memory_slot *slot)
 {
 	GMEM_EMPTY_BODY();
 	struct gmem_event *e = fe_reserve(GMEM_EV_UNBIND);
+	struct file *file;
 
 	if (!e)
 		return 0;
-	e->vm = current_vm();
-	e->ino = BPF_CORE_READ(slot, gmem.file, f_inode, i_ino);
+	file = BPF_CORE_READ(slot, gmem.file);
+	/* at a VM's teardown this may run from a workqueue (delayed fput): name the VM from
+	 * the file, as kvm_gmem_release does, and only then from the current process */
+	e->vm = gmem_vm_of_kvm(gmem_file_kvm(file)) ?: current_vm();
+	e->ino = BPF_CORE_READ(file, f_inode, i_ino);
 	e->sub = ((__u32)BPF_CORE_READ(slot, as_id) << 16) | (__u16)BPF_CORE_READ(slot, id);
 	gmem_submit(e);
 	return 0;
@@ -378,13 +382,10 @@ SEC("fexit/kvm_arch_vcpu_ioctl_run")
 int BPF_PROG(handle_vcpu_run_exit, struct kvm_vcpu *vcpu)
 {
 	GMEM_EMPTY_BODY();
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
+	struct call_ctx *c = ctx_end(CALL_KVM_RUN);
 
-	if (!c || c->call != CALL_KVM_RUN)
-		return 0;
-	c->call = CALL_NONE;
-	gmem_vcpu_run_end(c, GMEM_EVF_FENTRY);
+	if (c)
+		gmem_vcpu_run_end(c, GMEM_EVF_FENTRY);
 	return 0;
 }
 
@@ -419,17 +420,14 @@ int BPF_PROG(handle_vm_ioctl_exit, struct file *filp, unsigned int ioctl, unsign
 	     long ret)
 {
 	GMEM_EMPTY_BODY();
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call_ctx *c;
 
 	if (ioctl != GMEM_KVM_SET_MEMORY_ATTRIBUTES)
 		return 0;
-	c = bpf_map_lookup_elem(&calls, &tid);
-	if (!c || c->call != CALL_SET_ATTR)
-		return 0;
-	c->call = CALL_NONE;
-	gmem_set_attr_end(c, gmem_vm_of_kvm(BPF_CORE_READ(filp, private_data)), ret,
-			  GMEM_EVF_FENTRY);
+	c = ctx_end(CALL_SET_ATTR);
+	if (c)
+		gmem_set_attr_end(c, gmem_vm_of_kvm(BPF_CORE_READ(filp, private_data)), ret,
+				  GMEM_EVF_FENTRY);
 	return 0;
 }
 
@@ -455,11 +453,7 @@ SEC("fexit/kvm_gmem_populate")
 int BPF_PROG(handle_gmem_populate_exit, struct kvm *kvm)
 {
 	GMEM_EMPTY_BODY();
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct call_ctx *c = bpf_map_lookup_elem(&calls, &tid);
-
-	if (c && c->call == CALL_ENCRYPT_OP)
-		c->call = CALL_NONE;
+	ctx_end(CALL_ENCRYPT_OP);
 	return 0;
 }
 

@@ -224,7 +224,7 @@ SEC("tracepoint/syscalls/sys_exit_fallocate")
 int handle_fallocate_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	GMEM_EMPTY_BODY();
-	gmem_fallocate_end((__u32)bpf_get_current_pid_tgid(), (__s32)ctx->ret, 0);
+	gmem_fallocate_end((__s32)ctx->ret, 0);
 	return 0;
 }
 

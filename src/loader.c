@@ -423,7 +423,7 @@ static void drop_redundant_tp(struct loader *l)
 		__u32 kinds;
 	} owned[] = {
 		{ "create", 1u << GMEM_EV_FILE_CREATE },
-		{ "bind", 1u << GMEM_EV_BIND }, /* the fentry tier has no unbind hook */
+		{ "bind", 1u << GMEM_EV_BIND }, /* UNBIND: below, its fentry hook is optional */
 	};
 	size_t k;
 	int i;
@@ -434,6 +434,12 @@ static void drop_redundant_tp(struct loader *l)
 		if (r && r->tier == TIER_FENTRY && r->state == PROBE_LIVE && l->tp->bss)
 			l->tp->bss->tp_skip_kinds |= owned[k].kinds;
 	}
+	/* with kvm_gmem_unbind hooked, the ioctl pair (still there for another event) must not
+	 * report the unbinds it sees too */
+	for (i = 0; i < l->nlinks && l->tp->bss; i++)
+		if (l->links[i] && l->link_tier[i] == TIER_FENTRY &&
+		    !strcmp(bpf_program__name(l->link_prog[i]), "handle_gmem_unbind"))
+			l->tp->bss->tp_skip_kinds |= 1u << GMEM_EV_UNBIND;
 
 	for (i = 0; i < l->nlinks; i++) {
 		if (l->link_tier[i] != TIER_TRACEPOINT || !l->links[i])

@@ -356,14 +356,14 @@ static void vm__touch(struct vm_state *vm, const struct gmem_event *ev)
 		vm->pub.last_ts_ns = ev->ts_ns;
 }
 
-/* Record kinds emitted only in the VMM's own KVM ioctls (KVM_CREATE_GUEST_MEMFD, memslots,
- * memory attributes, KVM_RUN). */
+/* Record kinds emitted only in the VMM's own KVM ioctls (KVM_CREATE_GUEST_MEMFD, binding a
+ * memslot, memory attributes, KVM_RUN). Not UNBIND: the fentry tier also sees a VM's teardown
+ * unbind its memslots, which can run from a workqueue. */
 static bool kind_proves_vmm(__u32 kind)
 {
 	switch (kind) {
 	case GMEM_EV_FILE_CREATE:
 	case GMEM_EV_BIND:
-	case GMEM_EV_UNBIND:
 	case GMEM_EV_CONV_REQUEST:
 	case GMEM_EV_CONV_ATTR:
 	case GMEM_EV_VCPU_RESUME:

@@ -80,6 +80,16 @@ def _leaves(d, pre=()):
             yield pre + (k,), v
 
 
+def losses_counted(m, vm=None):
+    """What the kernel said it skipped (gmemscope_probe_misses_total), plus (vm given) the
+    records about that VM that found the ring full, counted against it by kind
+    (gmem_events_dropped_total{vm,kind}): the losses a shortfall may be explained by."""
+    missed = m.get("gmemscope_probe_misses_total")
+    if vm is not None:
+        missed += m.get("gmem_events_dropped_total", vm=vm)
+    return missed
+
+
 def exact_or_missed(m, got, want, vm=None):
     """got == want, exactly; or the kernel reported skipped runs of our programs, or (vm given)
     records about that VM were dropped on a full ring and counted as such
@@ -89,12 +99,7 @@ def exact_or_missed(m, got, want, vm=None):
     records, not in the counters; what is never allowed is a count above the truth."""
     if got == want:
         return True
-    missed = m.get("gmemscope_probe_misses_total")
-    # records about this VM that found the ring full are counted against it, by kind
-    # (gmem_events_dropped_total{vm,kind}): a shortfall they explain is reported, not hidden
-    if vm is not None:
-        missed += m.get("gmem_events_dropped_total", vm=vm)
-    if missed <= 0:
+    if losses_counted(m, vm) <= 0:
         return False
     # A skipped run of a syscall-entry program loses that call's context too, so its folios
     # are counted under the fault source instead of fallocate: by source the counts may move,

@@ -25,8 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gmemtest import GMEMD, ROOT, Gmemd, Load, Metrics, free_port, parse_prom, require_live, \
-    run_load, stop_process, wait_until
+from gmemtest import GMEMD, ROOT, Gmemd, Load, Metrics, free_port, losses_counted, parse_prom, \
+    require_live, run_load, stop_process, wait_until
 
 PAGE = 4096
 SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
@@ -130,8 +130,7 @@ def short_by_misses(m, got, want, pid):
     about this VM found the ring full, both counted (gmemscope_probe_misses_total,
     gmem_events_dropped_total{vm}); nothing is above the truth. By source, allocations may
     move (a skipped syscall-entry run loses the call's context), so they compare summed."""
-    missed = m.get("gmemscope_probe_misses_total") + m.get("gmem_events_dropped_total", vm=pid)
-    if missed <= 0:
+    if losses_counted(m, pid) <= 0:
         return False
 
     def folded(d):

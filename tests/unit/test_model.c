@@ -662,6 +662,7 @@ static void test_lost_and_unknown_kinds(void **state)
 	 * known with its drops; a free or a direct-map change (any process's) does not */
 	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_PAGE_FREE, .a = 9);
 	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_DMAP_REMOVE, .a = 2);
+	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_UNBIND, .a = 1);
 	assert_null(model__vm(m, 7));
 	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_FILE_CREATE, .a = 1);
 	APPLY(m, .kind = GMEM_EV_LOST, .vm = 7, .sub = GMEM_EV_PAGE_ALLOC, .a = 4);
@@ -670,7 +671,7 @@ static void test_lost_and_unknown_kinds(void **state)
 	assert_int_equal(model__vm(m, 7)->dropped[GMEM_EV_PAGE_ALLOC], 4);
 	assert_int_equal(model__vm(m, 7)->dropped[GMEM_EV_PAGE_FREE], 0);
 	assert_int_equal(model__vm(m, 7)->files, 0);
-	assert_int_equal(t->events_dropped, 20 + 9 + 2 + 1 + 4);
+	assert_int_equal(t->events_dropped, 20 + 9 + 2 + 1 + 1 + 4);
 	model__free(m);
 }
 
