@@ -62,8 +62,18 @@ const struct probe_event_def probe_events[] = {
 		  TRACEFS("handle_fallocate_exit", "syscalls/sys_exit_fallocate") },
 	  .fentry = { FUNC("handle_gmem_fallocate_entry", "kvm_gmem_fallocate"),
 		      FUNC("handle_gmem_fallocate_exit", "kvm_gmem_fallocate") } },
+	/* The folio hook is the page-cache tracepoint on both tiers: kvm_gmem_free_folio runs
+	 * after page_cache_delete() cleared folio->mapping, so it cannot name the file or the VM.
+	 * What a tier changes is the call context that folds a punch's frees into its record:
+	 * the fallocate syscall hooks, or kvm_gmem_fallocate itself (no program on the host's
+	 * other fallocates). Without that context each folio is still counted, one record each. */
 	{ "free_folio", "folios freed",
-	  .tp = { TPBTF("handle_folio_delete", "mm_filemap_delete_from_page_cache") } },
+	  .tp = { TPBTF("handle_folio_delete", "mm_filemap_delete_from_page_cache"),
+		  TRACEFS_OPT("handle_fallocate_enter", "syscalls/sys_enter_fallocate"),
+		  TRACEFS_OPT("handle_fallocate_exit", "syscalls/sys_exit_fallocate") },
+	  .fentry = { TPBTF("handle_folio_delete", "mm_filemap_delete_from_page_cache"),
+		      FUNC("handle_gmem_fallocate_entry", "kvm_gmem_fallocate"),
+		      FUNC("handle_gmem_fallocate_exit", "kvm_gmem_fallocate") } },
 	{ "conversion", "private<->shared conversions, kernel part and exit-to-entry",
 	  .tp = { IOCTL_PAIR },
 	  .fentry = { KVM_RUN_PAIR, VM_IOCTL_PAIR } },
@@ -240,10 +250,13 @@ void probe__mark_failed(struct probe_table *table, const char *prog, enum probe_
 	int i;
 
 	for (i = 0; i < table->n; i++) {
-		const struct probe_prog *p = find_prog(&probe_events[i], prog, tier);
 		struct probe_row *r = &table->rows[i];
+		/* the tracepoint object's programs also serve fentry rows that list them (the
+		 * folio hooks): those rows fail with them */
+		const struct probe_prog *p = find_prog(&probe_events[i], prog, r->tier);
 
-		if (!p || r->tier != tier || r->state != PROBE_LIVE)
+		if (!p || r->state != PROBE_LIVE ||
+		    (r->tier != tier && !(tier == TIER_TRACEPOINT && p->need != NEED_FUNC)))
 			continue;
 		/* An optional program failing costs the event nothing it cannot do without. */
 		if (p->optional)

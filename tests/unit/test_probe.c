@@ -116,6 +116,8 @@ static void test_fentry_preferred_when_permitted(void **state)
 	/* allocation sources and conversions from KVM_RUN and the VM ioctls themselves */
 	assert_int_equal(row(&t, "page_alloc")->tier, TIER_FENTRY);
 	assert_int_equal(row(&t, "conversion")->tier, TIER_FENTRY);
+	/* frees: the page-cache folio hook, with the punch context from kvm_gmem_fallocate */
+	assert_int_equal(row(&t, "free_folio")->tier, TIER_FENTRY);
 	assert_string_equal(row(&t, "release")->other_reason, "available, not needed");
 	/* so no syscall tracepoint is wanted at all, and no program runs on the host's other
 	 * ioctls, closes or fallocates; the folio hook stays, listed by page_alloc's set */
@@ -124,6 +126,18 @@ static void test_fentry_preferred_when_permitted(void **state)
 	assert_false(probe__want_prog(&facts, &t, "handle_fallocate_enter", TIER_TRACEPOINT));
 	assert_false(probe__want_prog(&facts, &t, "handle_close_enter", TIER_TRACEPOINT));
 	assert_true(probe__want_prog(&facts, &t, "handle_folio_add", TIER_FENTRY));
+	assert_true(probe__want_prog(&facts, &t, "handle_folio_delete", TIER_FENTRY));
+	/* the folio hooks are the tracepoint object's: when one fails, so do the fentry rows
+	 * that list it, and the tracepoint rows; the rest of the fentry tier stays live */
+	probe__mark_failed(&t, "handle_folio_delete", TIER_TRACEPOINT, "attach failed: EBUSY");
+	assert_int_equal(row(&t, "free_folio")->state, PROBE_FAILED);
+	assert_int_equal(row(&t, "direct_map_secretmem")->state, PROBE_FAILED);
+	assert_int_equal(row(&t, "page_alloc")->state, PROBE_LIVE);
+	assert_int_equal(row(&t, "punch_hole")->state, PROBE_LIVE);
+	/* an fentry program's failure is matched by tier: a tracepoint row never lists one */
+	probe__mark_failed(&t, "handle_gmem_fallocate_entry", TIER_FENTRY, "x");
+	assert_int_equal(row(&t, "punch_hole")->state, PROBE_FAILED);
+	assert_int_equal(row(&t, "page_alloc")->state, PROBE_FAILED);
 	assert_true(probe__want_prog(&facts, &t, "handle_vm_ioctl_entry", TIER_FENTRY));
 	assert_true(probe__want_prog(&facts, &t, "handle_gmem_populate_entry", TIER_FENTRY));
 	/* the scan iterators still discover files, even with release on fentry */
