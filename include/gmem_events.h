@@ -118,6 +118,9 @@ enum gmem_tdx_op {
  * FILE_CREATE told of it (a probe run the kernel skipped, or a record dropped on a full ring;
  * both are counted). It is counted as created, since it was, and in the snapshot's
  * anomalies.creates_recovered. A discovery without it predates the daemon.
+ * On FILE_RELEASE and VM_EXIT made by user space: the kernel's own record of it was lost (see
+ * source.c: a scan no longer finds a file, or the process is gone, after losses were counted);
+ * anomalies.releases_recovered / exits_recovered.
  */
 #define GMEM_EVF_LATE     (1u << 5)
 

@@ -585,6 +585,8 @@ static int model__file_release_ev(struct model *m, const struct gmem_event *ev)
 		return 0;
 	}
 	vm__touch(f->owner, ev);
+	if (ev->flags & GMEM_EVF_LATE)
+		m->totals.anomalies.releases_recovered++;
 	model__file_release(m, f);
 	return 0;
 }
@@ -912,6 +914,8 @@ static void model__vm_exit(struct model *m, const struct gmem_event *ev)
 	vm__touch(vm, ev);
 	if (vm->pub.gone)
 		return;
+	if (ev->flags & GMEM_EVF_LATE)
+		m->totals.anomalies.exits_recovered++;
 	vm->pub.gone = true;
 	vm->pub.gone_ts_ns = ev->ts_ns;
 	/* Its vCPU threads are dead: no open request will ever resume. */
@@ -1423,6 +1427,8 @@ json_t *model__to_json(const struct model *m)
 	jset(&j, x, "late_events", json_u64(a->late_events));
 	jset(&j, x, "nomem", json_u64(a->nomem));
 	jset(&j, x, "creates_recovered", json_u64(a->creates_recovered));
+	jset(&j, x, "releases_recovered", json_u64(a->releases_recovered));
+	jset(&j, x, "exits_recovered", json_u64(a->exits_recovered));
 	jset(&j, root, "anomalies", x);
 
 	w.arr = json_array();

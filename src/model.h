@@ -164,6 +164,9 @@ struct model_anomalies {
 	__u64 nomem;               /* records not fully applied for lack of memory */
 	__u64 creates_recovered;   /* FILE_DISCOVER with GMEM_EVF_LATE: a create whose record
 				    * never came, counted as created */
+	__u64 releases_recovered;  /* FILE_RELEASE with GMEM_EVF_LATE: a kernel release record
+				    * lost, the release found by a scan */
+	__u64 exits_recovered;     /* VM_EXIT with GMEM_EVF_LATE: a VMM found gone by a scan */
 };
 
 struct model_totals {

@@ -8,6 +8,13 @@
  * (its files are put in exit_files(), after the exit tracepoint), and on a slow timer for
  * references dropped by munmap or by a process that received the fd. Before a scan the ring is
  * drained, so every create that happened before it is known and is not taken for a discovery.
+ *
+ * Scans also repair what a lost record would leave wrong for good. On a preemptible kernel the
+ * kernel skips some runs of our programs (counted, see check_drops); a skipped release on the
+ * fentry tier would leave a file open in the model forever, a skipped exit a VM that never
+ * retires. Once any loss has been counted, scans therefore also tell releases on the fentry
+ * tier, and a VMM whose process is gone (or a zombie) without its VM_EXIT gets one made here.
+ * Both carry GMEM_EVF_LATE.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +49,7 @@ struct source {
 	struct source_opts opts;
 	struct inoset known;
 	struct inoset suspects; /* unknown files the last scan found: discovered if found again */
+	struct inoset vmms;     /* VM pids a record proved to be VMMs, until their VM_EXIT */
 	__u64 next_scan_ns;   /* periodic */
 	__u64 urgent_scan_ns; /* earliest hinted scan, 0 = none */
 	__u64 again_scan_ns;  /* a second look after a VM exit */
@@ -151,6 +159,23 @@ static void emit_synth(struct source *s, struct gmem_event *e)
 	s->cb(s->ctx, e);
 }
 
+/* Kinds only a VMM's own KVM calls emit (as the model's kind_proves_vmm; a scan's discovery is
+ * noted in source__scan). */
+static bool proves_vmm(const struct gmem_event *e)
+{
+	switch (e->kind) {
+	case GMEM_EV_FILE_CREATE:
+		return e->result >= 0;
+	case GMEM_EV_BIND:
+	case GMEM_EV_CONV_REQUEST:
+	case GMEM_EV_CONV_ATTR:
+	case GMEM_EV_VCPU_RESUME:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void schedule(__u64 *slot, __u64 when)
 {
 	if (!*slot || when < *slot)
@@ -195,6 +220,51 @@ static void forget_due(struct source *s, __u64 now)
 	s->nforget -= i;
 }
 
+/* Gone, or a zombie (its exit done, not yet reaped): /proc/PID/stat's state after "(comm)". */
+static bool process_gone(__u32 pid)
+{
+	char path[32], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* VMMs whose exit never came: made here, flagged late (see the top of this file). A VM some
+ * process still holds a file of (this scan's owners) is not gone, whatever its pid: the pid
+ * is the thread that created the VM, which need not be the one that lives longest. */
+static void exits_due(struct source *s, const struct inoset *owners)
+{
+	__u64 *gone;
+	size_t i, n = 0;
+
+	if (!s->vmms.n || !s->st.dropped)
+		return;
+	gone = calloc(s->vmms.n, sizeof(*gone));
+	for (i = 0; gone && i < s->vmms.cap; i++)
+		if (s->vmms.slots[i] && !inoset_has(owners, s->vmms.slots[i]) &&
+		    process_gone((__u32)s->vmms.slots[i]))
+			gone[n++] = s->vmms.slots[i];
+	for (i = 0; i < n; i++) {
+		struct gmem_event e = { .kind = GMEM_EV_VM_EXIT, .vm = (__u32)gone[i],
+					.tid = (__u32)gone[i], .flags = GMEM_EVF_LATE };
+
+		inoset_del(&s->vmms, gone[i]);
+		emit_synth(s, &e);
+	}
+	free(gone);
+}
+
 static int handle_record(void *ctx, void *data, size_t size)
 {
 	struct source *s = ctx;
@@ -205,6 +275,8 @@ static int handle_record(void *ctx, void *data, size_t size)
 		return 0;
 	memcpy(&e, data, sizeof(e));
 	s->st.records++;
+	if (e.vm && proves_vmm(&e))
+		inoset_add(&s->vmms, e.vm);
 	switch (e.kind) {
 	case GMEM_EV_FILE_CREATE:
 		if (e.result >= 0)
@@ -219,6 +291,7 @@ static int handle_record(void *ctx, void *data, size_t size)
 		schedule(&s->urgent_scan_ns, now + CLOSE_SCAN_DELAY_NS);
 		break;
 	case GMEM_EV_VM_EXIT:
+		inoset_del(&s->vmms, e.vm);
 		now = source__now_ns();
 		schedule(&s->urgent_scan_ns, now + EXIT_SCAN_DELAY_NS);
 		schedule(&s->again_scan_ns, now + EXIT_SCAN_AGAIN_NS);
@@ -277,6 +350,10 @@ static void drop_cb(void *ctx, __u32 tgid, __u32 kind, __u64 n)
 
 		w->named += e.a;
 		d->n = n;
+		/* a lost create or bind still proves a VMM (the model makes the VM known), so
+		 * its exit, likely lost with it, is watched for too */
+		if (tgid && proves_vmm(&(struct gmem_event){ .kind = kind }))
+			inoset_add(&s->vmms, tgid);
 		emit_synth(s, &e);
 	}
 }
@@ -396,14 +473,16 @@ static int inoset_copy(struct inoset *dst, const struct inoset *src)
 int source__scan(struct source *s)
 {
 	struct gmem_scan_rec *recs = NULL;
-	struct inoset seen = {}, before = {}, suspects = {};
+	struct inoset seen = {}, before = {}, suspects = {}, owners = {};
 	__u64 t0 = source__now_ns();
 	bool first = s->st.scans == 0;
+	/* on the fentry tier, once a record was lost: see the top of this file */
+	bool releases = s->releases_from_scan || s->st.dropped;
 	size_t i, n = 0;
 	int err;
 
 	ring_buffer__consume(s->rb);
-	if (s->releases_from_scan && inoset_copy(&before, &s->known))
+	if (releases && inoset_copy(&before, &s->known))
 		return -ENOMEM;
 	err = s->st.scan_procfs ? -EOPNOTSUPP : loader__scan(s->loader, &recs, &n);
 	if (err == -EOPNOTSUPP) {
@@ -426,8 +505,11 @@ int source__scan(struct source *s)
 		struct gmem_scan_rec *r = &recs[i];
 
 		inoset_add(&seen, r->ino);
-		if (r->vm && r->holder)
+		inoset_add(&owners, r->vm);
+		if (r->vm && r->holder) {
 			loader__note_vmm(s->loader, r->holder, r->vm);
+			inoset_add(&s->vmms, r->vm);
+		}
 		if (inoset_has(&s->known, r->ino))
 			continue;
 		if (!first && !inoset_has(&s->suspects, r->ino)) {
@@ -449,7 +531,7 @@ int source__scan(struct source *s)
 	}
 	free(s->suspects.slots);
 	s->suspects = suspects;
-	if (s->releases_from_scan) {
+	if (releases) {
 		/* collect first: deleting while walking the table would skip entries */
 		__u64 *gone = calloc(before.n + 1, sizeof(*gone));
 		size_t ngone = 0;
@@ -461,7 +543,8 @@ int source__scan(struct source *s)
 				gone[ngone++] = ino;
 		}
 		for (i = 0; i < ngone; i++) {
-			struct gmem_event e = { .kind = GMEM_EV_FILE_RELEASE, .ino = gone[i] };
+			struct gmem_event e = { .kind = GMEM_EV_FILE_RELEASE, .ino = gone[i],
+						.flags = s->releases_from_scan ? 0 : GMEM_EVF_LATE };
 
 			inoset_del(&s->known, gone[i]);
 			forget_later(s, gone[i]);
@@ -472,6 +555,8 @@ int source__scan(struct source *s)
 	free(before.slots);
 	free(seen.slots);
 	free(recs);
+	exits_due(s, &owners);
+	free(owners.slots);
 	loader__sweep_vmms(s->loader);
 	s->st.scans++;
 	s->st.scan_ns_last = source__now_ns() - t0;
@@ -531,6 +616,7 @@ void source__close(struct source *s)
 	loader__close(s->loader);
 	free(s->known.slots);
 	free(s->suspects.slots);
+	free(s->vmms.slots);
 	free(s->drops);
 	free(s->forget);
 	free(s);

@@ -272,6 +272,23 @@ class Gmemd:
                 buf += chunk
         return json.loads(buf)
 
+    def state(self, vms):
+        """What the daemon's model holds about these VMs (gmem-load's truth dicts) and its
+        totals: the evidence a failed comparison needs, since the series alone cannot say
+        whether a record was lost or a VM was retired and rediscovered."""
+        try:
+            snap = self.call({"cmd": "snapshot"})
+        except OSError as e:
+            return f"(no snapshot: {e})"
+        model = snap.get("model") or {}
+        pids = {v["pid"] for v in vms}
+        mine = [vm for vm in model.get("vms", []) if vm.get("vm") in pids]
+        log = self.output().splitlines()[-20:]
+        return (f"model totals: {json.dumps(model.get('totals'))}\n"
+                f"anomalies: {json.dumps(model.get('anomalies'))}\n"
+                f"probe: {json.dumps(snap.get('probe'))}\nmodel VMs: {json.dumps(mine)}\n"
+                f"truth: {json.dumps(vms)}\ngmemd log tail:\n" + "\n".join(log))
+
     def scan(self):
         """Drain the ring and rescan now, so releases are visible deterministically."""
         assert self.call({"cmd": "scan"})["ok"]

@@ -431,6 +431,7 @@ LAB_TESTS = [
     "tests/live/test_spine.py::test_vm_started_before_gmemd_is_discovered",
     "tests/live/test_spine.py::test_churn_exact",
     "tests/live/test_spine.py::test_records_reach_the_model_without_a_scan",
+    "tests/live/test_spine.py::test_several_vms_one_exits_mid_run",
     "tests/live/test_gmemtrace.py::test_recording_replays_to_the_live_metrics",
     "tests/live/test_gmemtrace.py::test_in_process_recording_matches_ground_truth",
     "tests/live/test_exporter.py::test_promtool_accepts_a_live_scrape",
@@ -441,6 +442,7 @@ LAB_TESTS = [
     "tests/live/test_safety.py::test_punch_past_eof_invalidates_nothing",
     "tests/live/test_safety.py::test_sigkill_then_restart_rediscovers_every_live_file",
     "tests/live/test_safety.py::test_a_create_lost_on_a_full_ring_is_recovered_by_the_scan",
+    "tests/live/test_safety.py::test_an_exit_and_release_lost_on_a_full_ring_are_recovered_by_the_scan",
     # the benchmarks' floor: the fentry tier's programs attach with empty bodies too
     "tests/live/test_floor.py::test_empty_bodies_attach_the_same_hooks_and_count_nothing",
     # Debian's kvm lacks KVM_SW_PROTECTED_VM: these skip on the stock modules, saying so, and
@@ -449,11 +451,10 @@ LAB_TESTS = [
     "tests/live/test_conversions.py::test_private_files_and_gauges",
     "tests/live/test_conversions.py::test_kernel_selftests_as_peer_workloads",
 ]
-# Left out: test_several_vms_one_exits_mid_run. The scan race it hit on 7.2 is fixed (and its
-# 7.2 fentry losses were probe misses, now accounted), but on 7.3 another VM's two files are
-# still sometimes released from the model while it lingers (seen with both scan methods, on
-# the fentry tier with iterators and on both tiers with /proc); the inode numbers are unique
-# there. See the note on the lab issue.
+# test_several_vms_one_exits_mid_run was left out for a while: on 7.3 it lost a VM's
+# create, release or exit now and then. Those were runs of our programs the kernel skipped
+# (counted as probe misses) on Debian's preemptible kernels; scans now recover a lost release
+# and exit, and the test allows a shortfall only where losses were counted.
 
 # Kernels booted a second time with kvm.ko and kvm-amd.ko rebuilt (tests/lab/kvmbuild.py), and
 # what runs there: real private memory and conversions, and the probe with that module's BTF.

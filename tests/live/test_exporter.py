@@ -107,24 +107,6 @@ def from_metrics(m, key):
     return m.get(name, vm=vm)
 
 
-def model_state(d, vms):
-    """What the daemon's model holds about these VMs and its totals: the evidence a failed
-    comparison needs, since the series alone cannot say whether a record was lost or a VM
-    was retired and rediscovered."""
-    try:
-        snap = d.call({"cmd": "snapshot"})
-    except OSError as e:
-        return f"(no snapshot: {e})"
-    model = snap.get("model") or {}
-    pids = {v["pid"] for v in vms}
-    mine = [vm for vm in model.get("vms", []) if vm.get("vm") in pids]
-    log = d.output().splitlines()[-20:]
-    return (f"model totals: {json.dumps(model.get('totals'))}\n"
-            f"anomalies: {json.dumps(model.get('anomalies'))}\n"
-            f"probe: {json.dumps(snap.get('probe'))}\nmodel VMs: {json.dumps(mine)}\n"
-            f"truth: {json.dumps(vms)}\ngmemd log tail:\n" + "\n".join(log))
-
-
 def short_by_misses(m, got, want, pid):
     """got falls short of want only where the kernel skipped runs of our programs or records
     about this VM found the ring full, both counted (gmemscope_probe_misses_total,
@@ -165,7 +147,7 @@ def check_exact(d, vms, timeout=15):
     except AssertionError:
         diff = {k: (got.get(k), w) for v in vms for k, w in vm_truth(v).items()
                 if got.get(k) != w}
-        raise AssertionError(f"series differ (got, want): {diff}\n" + model_state(d, vms))
+        raise AssertionError(f"series differ (got, want): {diff}\n" + d.state(vms))
 
 
 # ---- the format -------------------------------------------------------------------------

@@ -505,6 +505,52 @@ def test_a_create_lost_on_a_full_ring_is_recovered_by_the_scan():
         assert d.stop() == 0, d.output()
 
 
+def test_an_exit_and_release_lost_on_a_full_ring_are_recovered_by_the_scan():
+    """LIVE and LAB: a VM whose exit record, and the records of its teardown, were lost (here:
+    dropped on a full ring while gmemd was stopped, as skipped probe runs on a preemptible
+    kernel lose them) is still marked gone once a scan finds its process gone, and its file
+    released, so it retires like any other instead of staying live in /metrics for good. The
+    losses are counted against it, and the model says what it recovered."""
+    require_live()
+    d = Gmemd("--ring-size", "1")
+    lost = filler = None
+    try:
+        lost = Load("--files", "1", "--user-touch", "4", "--linger", "60")
+        vm = lost.wait_phase("done")["vms"][0]
+        wait_until(lambda: d.metrics().get("gmem_files", vm=vm["pid"]) == 1, timeout=15,
+                   what="the VM's file seen while gmemd runs")
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            # 1 MiB holds about 14,500 records; 12,000 touched pages make twice that
+            filler = run_load("--files", "1", "--file-size", "64M", "--user-touch", "12000")
+            lost.resume()
+            lost.finish()
+            lost = None
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+
+        def recovered():
+            d.scan()
+            snap = d.call({"cmd": "snapshot"})["model"]
+            mine = [v for v in snap["vms"] if v["vm"] == vm["pid"]]
+            return mine and mine[0]["gone"] and mine[0]["files"] == 0 and (snap, mine[0])
+        snap, v = wait_until(recovered, timeout=20, what="the lost exit and release recovered")
+        m = d.metrics()
+        assert m.get("gmem_events_dropped_total", vm=vm["pid"], kind="vm_exit") == 1, \
+            "its exit was dropped, and counted so"
+        assert (v["files_created"], v["files_released"]) == (1, 1), v
+        assert m.get("gmem_files", vm=vm["pid"]) == 0
+        assert snap["anomalies"]["exits_recovered"] >= 1, snap["anomalies"]
+        # the filler VM, whose every record was lost, create included, is gone too
+        fpid = filler["exit"]["vms"][0]["pid"]
+        gone = {x["vm"]: x["gone"] for x in snap["vms"]}
+        assert gone.get(fpid, True), f"filler vm {fpid} still live in the model"
+    finally:
+        if lost:
+            finish_loads([lost])
+        assert d.stop() == 0, d.output()
+
+
 # ---- least privilege: the measured capability set, and what gmemd keeps --------------------
 
 NEEDED = ["bpf", "perfmon", "sys_admin", "dac_read_search"]  # as a uid other than 0

@@ -104,13 +104,15 @@ def test_probe_tells_the_truth_about_both_tiers():
     assert p.returncode == 0, p.stderr
     t = json.loads(p.stdout)
     rows = {r["event"]: r for r in t["events"]}
-    # free_folio stays on the filemap tracepoint: kvm_gmem_free_folio runs after the page cache
-    # cleared folio->mapping, so it cannot name the file (or the VM) a folio left.
+    # free_folio's folio hook is the filemap tracepoint on both tiers (kvm_gmem_free_folio runs
+    # after the page cache cleared folio->mapping, so it cannot name the file or the VM); on
+    # the fentry tier its punch context comes from kvm_gmem_fallocate, as page_alloc's does.
     # bind is not required: 7.3 replaced kvm_gmem_bind (prepare/commit_memory_region), and the
     # loader rightly falls back to the ioctl tracepoint there.
     # page_alloc: its call context from kvm_arch_vcpu_ioctl_run and guest_memfd's functions,
     # so that no program runs on the host's other ioctls
-    fentry_events = ("create", "release", "fault", "prepare", "punch_hole", "page_alloc")
+    fentry_events = ("create", "release", "fault", "prepare", "punch_hole", "page_alloc",
+                     "free_folio")
     if LAB_KERNEL and not NO_FENTRY:
         assert t["fentry_permitted"] is True, t["fentry_reason"]
         for ev in fentry_events:
@@ -121,8 +123,7 @@ def test_probe_tells_the_truth_about_both_tiers():
         assert conv["state"] == "live", conv
         assert conv["tier"] == "fentry" or (
             conv["tier"] == "tracepoint" and "a test ioctl did not reach it" in conv["other"]), conv
-        for ev in ("discover", "free_folio", "direct_map_secretmem", "vm_exit",
-                   "hugepage_split"):
+        for ev in ("discover", "direct_map_secretmem", "vm_exit", "hugepage_split"):
             assert rows[ev]["tier"] == "tracepoint" and rows[ev]["state"] == "live", rows[ev]
         return
     for ev in ("create", "bind", "discover", "release", "page_alloc", "punch_hole",
@@ -258,15 +259,22 @@ def _several_vms_one_exits_mid_run(gmemd):
     assert len(early) == 1
     ep = early[0]["pid"]
 
+    # On a preemptible kernel the kernel may skip a run of our programs (counted): a create
+    # lost for a file that lives on is found by the next scans, one lost for a file the exit
+    # took is not (so released equals created, both short), a lost release is told by a scan.
     def early_gone():
         gmemd.scan()
         m = gmemd.metrics()
-        return m.get("gmem_files", vm=ep) == 0 and m.get("gmem_files_released_total", vm=ep) == 2
-    wait_until(early_gone, timeout=15, what="the early VM's files released")
-    m = gmemd.metrics()
-    for pid, v in vms.items():
-        if pid != ep:
-            assert m.get("gmem_files", vm=pid) == 2, f"vm {pid} still has its files"
+        return (m.get("gmem_files", vm=ep) == 0 and m.get("gmem_files_released_total", vm=ep)
+                == m.get("gmem_files_created_total", vm=ep))
+    try:
+        wait_until(early_gone, timeout=15, what="the early VM's files released")
+        for pid in vms:
+            if pid != ep:
+                wait_until(lambda: gmemd.scan() or gmemd.metrics().get("gmem_files", vm=pid) == 2,
+                           timeout=15, what=f"vm {pid} still holding its two files")
+    except AssertionError as e:
+        raise AssertionError(f"{where()}: {e}\n" + gmemd.state(list(vms.values())))
     wait_match(gmemd, ep, truth_counters(early[0]))
     load.resume()
     final = load.finish()

@@ -208,6 +208,25 @@ static void test_discovery(void **state)
 	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .vm = 200, .ino = 12, .a = 4096);
 	assert_int_equal(vm->files_created, 3);
 	assert_int_equal(vm->files, 2);
+
+	/* a release a scan told after the kernel's record was lost: released once, and counted
+	 * as recovered; the kernel's record arriving after all releases nothing more */
+	APPLY(m, .kind = GMEM_EV_FILE_RELEASE, .ino = 12, .flags = GMEM_EVF_SYNTH | GMEM_EVF_LATE);
+	assert_int_equal(vm->files, 1);
+	assert_int_equal(vm->files_released, 2);
+	assert_int_equal(model__totals(m)->anomalies.releases_recovered, 1);
+	APPLY(m, .kind = GMEM_EV_FILE_RELEASE, .vm = 200, .ino = 12);
+	assert_int_equal(vm->files_released, 2);
+	assert_int_equal(model__totals(m)->anomalies.release_untracked, 1);
+
+	/* an exit made by a scan for a VMM found gone: the VM is gone, once */
+	APPLY(m, .kind = GMEM_EV_VM_EXIT, .vm = 200, .tid = 200,
+	      .flags = GMEM_EVF_SYNTH | GMEM_EVF_LATE);
+	assert_true(vm->gone);
+	assert_int_equal(model__totals(m)->anomalies.exits_recovered, 1);
+	APPLY(m, .kind = GMEM_EV_VM_EXIT, .vm = 200, .tid = 200,
+	      .flags = GMEM_EVF_SYNTH | GMEM_EVF_LATE);
+	assert_int_equal(model__totals(m)->anomalies.exits_recovered, 1);
 	model__free(m);
 }
 
