@@ -236,6 +236,52 @@ def test_vm_started_before_gmemd_is_discovered(scan):
         assert d.stop() == 0
 
 
+def test_fentry_faults_prepare_and_invalidate_equal_the_truth(gmemd):
+    """LAB (fentry tier), LIVE elsewhere: the numbers only the fentry tier adds equal the
+    truth. Every host-user fault on the gmem mmap is one kvm_gmem_fault_user_mapping: one per
+    page gmem-load wrote through it (no fallocate, no punch, so each first touch). Every guest
+    fault is one kvm_gmem_get_pfn: as many as KVM's own pages_4k says it mapped for the guest
+    (its stats fd, read by the VM itself; the guest runs in real mode, so that is the code
+    page plus each page it writes, 4K each under TDP). The fault latency histogram holds one
+    observation per fault. kvm_arch_gmem_invalidate runs once per freed folio (SNP-capable
+    builds call it from free_folio). kvm_arch_gmem_prepare runs within a guest fault for each
+    page not yet prepared: at least once per page the guest allocated, at most once per fault
+    (kernels differ on whether a page the host wrote first counts). Where the tier is not
+    live, none of these is made up: no fault series at all."""
+    out = run_load("--vms", "1", "--stats-fds", "--files", "2", "--user-touch", "8",
+                   "--guest-touch", "12")
+    v = out["exit"]["vms"][0]
+    pid = v["pid"]
+    wait_match(gmemd, pid, truth_counters(v))
+    m = gmemd.metrics()
+    rows = {r["event"]: r for r in gmemd.call({"cmd": "probe"})["probe"]["events"]}
+    faults = {s: m.get("gmem_faults_total", vm=pid, source=s) for s in SOURCES}
+    if rows["fault"]["state"] != "live":
+        assert not m.has("gmem_faults_total", vm=pid), faults
+        assert not (LAB_KERNEL and not NO_FENTRY), (where(), rows["fault"])
+        return
+    assert rows["fault"]["tier"] == "fentry", rows["fault"]
+    kvm = v["kvm_stats"]
+    assert kvm, "gmem-load --stats-fds read no stats"
+    want = {s: 0 for s in SOURCES}
+    want["user_fault"] = v["pages_allocated"]["user_fault"]
+    want["guest_fault"] = kvm["pages_4k"]
+    assert kvm["pages_4k"] == v["pages_allocated"]["guest_fault"] + 1, kvm
+    assert exact_or_missed(m, faults, want, pid), (where(), faults, want)
+    snap = gmemd.call({"cmd": "snapshot"})["model"]
+    mine = [x for x in snap["vms"] if x["vm"] == pid][0]
+    assert mine["fault_latency"]["count"] == sum(faults.values()), mine["fault_latency"]
+    rmp = {dict(ls)["op"]: val for (n, ls), val in m.samples.items()
+           if n == "gmem_rmp_transitions_total" and dict(ls).get("vm") == str(pid)}
+    if rows["rmp"]["state"] == "live" and rows["rmp"]["tier"] == "fentry":
+        assert exact_or_missed(m, {"inv": rmp.get("gmem_invalidate", 0)},
+                               {"inv": v["pages_freed"]}, pid), rmp
+        if rows["prepare"]["state"] == "live":
+            assert (v["pages_allocated"]["guest_fault"] <= rmp.get("gmem_prepare", 0)
+                    <= faults["guest_fault"]), (rmp, faults)
+    print(f"{where()}: faults {faults}, rmp {rmp}, kvm {kvm}")
+
+
 @pytest.mark.parametrize("scan", ["iter", "procfs"])
 def test_several_vms_one_exits_mid_run(scan):
     """LIVE: three VMs at once; VM 1 exits mid-run with its files still open (the kernel
