@@ -251,70 +251,6 @@ const char *top__ctr_key(enum top_ctr c)
 	return c < TOP_C_MAX ? ctrs[c].key : "?";
 }
 
-/* qemu's option values: "a,b=c": commas doubled to escape. Takes guest= or the bare first. */
-static bool qemu_value_name(const char *v, char *out, size_t outlen)
-{
-	char part[256];
-	size_t n = 0;
-	bool first = true;
-
-	for (;; v++) {
-		if (*v == ',' && v[1] == ',') {
-			if (n + 1 < sizeof(part))
-				part[n++] = ',';
-			v++;
-			continue;
-		}
-		if (*v && *v != ',') {
-			if (n + 1 < sizeof(part))
-				part[n++] = *v;
-			continue;
-		}
-		part[n] = 0;
-		if (!strncmp(part, "guest=", 6) && part[6]) {
-			snprintf(out, outlen, "%s", part + 6);
-			return true;
-		}
-		if (first && n && !strchr(part, '=')) {
-			snprintf(out, outlen, "%s", part);
-			return true;
-		}
-		first = false;
-		n = 0;
-		if (!*v)
-			return false;
-	}
-}
-
-bool top__cmdline_name(const char *cmdline, size_t len, char *out, size_t outlen)
-{
-	static const char *const opts[] = { "-name", "--name", "--id" };
-	const char *p = cmdline, *end = cmdline + len, *arg, *val;
-	size_t i, k;
-
-	while (p < end) {
-		arg = p;
-		p = memchr(p, 0, end - p);
-		if (!p)
-			return false; /* not NUL-terminated: a truncated read */
-		p++;
-		for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-			k = strlen(opts[i]);
-			if (strncmp(arg, opts[i], k))
-				continue;
-			if (arg[k] == '=')
-				val = arg + k + 1;
-			else if (!arg[k] && p < end && memchr(p, 0, end - p))
-				val = p;
-			else
-				continue;
-			if (qemu_value_name(val, out, outlen))
-				return true;
-		}
-	}
-	return false;
-}
-
 /* ---- frames ------------------------------------------------------------------------------ */
 
 static __u64 ju(json_t *o, const char *key)
@@ -418,6 +354,9 @@ static int vm_from_json(struct top_vm *v, json_t *o)
 
 	memset(v, 0, sizeof(*v));
 	v->pid = ju(o, "vm");
+	/* the server's name, read when it met the VM: a VM gone by now keeps it */
+	snprintf(v->name, sizeof(v->name), "%s",
+		 json_string_value(json_object_get(o, "name")) ?: "");
 	v->gone = json_is_true(json_object_get(o, "gone"));
 	v->files = ju(o, "files");
 	r[TOP_C_ALLOC_USER] = ju2(o, "pages_allocated", "user_fault");
@@ -853,14 +792,15 @@ int top__update(struct top *t, json_t *snap)
 
 		old = find_vm(t->vms, t->nr_vms, v->pid);
 		if (!old) {
-			if (t->opts.name_fn)
+			if (!v->name[0] && t->opts.name_fn)
 				t->opts.name_fn(t->opts.name_ctx, v->pid, v->name, sizeof(v->name));
 			if (!v->name[0])
 				snprintf(v->name, sizeof(v->name), "?");
 			vm_derive(v);
 			continue;
 		}
-		memcpy(v->name, old->name, sizeof(v->name));
+		if (!v->name[0])
+			memcpy(v->name, old->name, sizeof(v->name));
 		memcpy(v->base, old->base, sizeof(v->base));
 		memcpy(v->conv_base, old->conv_base, sizeof(v->conv_base));
 		memcpy(v->e2e_base, old->e2e_base, sizeof(v->e2e_base));

@@ -29,8 +29,9 @@
 #include "gmem_events.h"
 #include "histo.h"
 #include "strbuf.h"
+#include "vmname.h"
 
-#define TOP_NAME_LEN    48
+#define TOP_NAME_LEN    VMNAME_LEN
 #define TOP_LINE_MAX    512 /* the widest line a view draws; wider screens are cut here */
 #define TOP_FILTER_LEN  64
 #define TOP_EVENTS_MAX  256 /* recent events kept for the drill-down */
@@ -297,9 +298,6 @@ int top__print_csv(const struct top *t, const char *stamp, struct strbuf *out, b
 json_t *top__to_json(const struct top *t);
 
 /* Helpers, exposed for tests. */
-/* A guest's name from a VMM's NUL-separated command line (qemu -name, lkvm --name,
- * firecracker --id); false when it names none. */
-bool top__cmdline_name(const char *cmdline, size_t len, char *out, size_t outlen);
 /* Bytes as "0", "512B", "96K", "4M", "1.5G": exact whenever a unit divides it and 5 digits
  * hold it. */
 void top__fmt_bytes(char *buf, size_t len, __u64 bytes);

@@ -33,6 +33,7 @@
 #include "source.h"
 #include "server.h"
 #include "kvmstats.h"
+#include "vmname.h"
 #include "webconfig.h"
 
 static struct env {
@@ -457,6 +458,13 @@ static int print_probe(void)
 	return cli__print_coverage(&lo, env.json, "gmemd");
 }
 
+/* Names a VM when the model first meets it (its create or discovery), so a VM gone by the next
+ * scrape keeps its name in gmem_vm_info and the snapshots. */
+static void name_vm(void *ctx, __u32 pid, char *buf, size_t len)
+{
+	vmname__read(NULL, pid, buf, len);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct argp argp = { opts, parse_arg, NULL, doc, cli__std_children, NULL, NULL };
@@ -507,6 +515,7 @@ int main(int argc, char **argv)
 	vo.socket_gid = env.socket_gid;
 	vo.model.retire_after_ns = (__u64)(env.retire_after * 1e9);
 	vo.model.max_file_series = env.max_file_series;
+	vo.model.name_fn = name_vm;
 	e = server__open(&srv, &vo, err, sizeof(err));
 	if (e) {
 		fprintf(stderr, "gmemd: %s\n", err);

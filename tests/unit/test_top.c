@@ -11,11 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "model.h"
 #include "top.h"
+#include "vmname.h"
 
 #define S 1000000000ull
 #define EV(...) (&(struct gmem_event){ __VA_ARGS__ })
@@ -154,30 +157,75 @@ static void test_cmdline_name(void **state)
 {
 	char out[64];
 
-	assert_true(top__cmdline_name(CMD("qemu-system-x86_64\0-name\0guest=vm1,debug-threads=on\0"
+	assert_true(vmname__from_cmdline(CMD("qemu-system-x86_64\0-name\0guest=vm1,debug-threads=on\0"
 					  "-m\0001G"), out, sizeof(out)));
 	assert_string_equal(out, "vm1");
-	assert_true(top__cmdline_name(CMD("qemu\0-name\0web,process=qemu:web\0-smp\0002"), out,
+	assert_true(vmname__from_cmdline(CMD("qemu\0-name\0web,process=qemu:web\0-smp\0002"), out,
 				      sizeof(out)));
 	assert_string_equal(out, "web");
-	assert_true(top__cmdline_name(CMD("qemu\0-name\0debug-threads=on,guest=a,,b"), out,
+	assert_true(vmname__from_cmdline(CMD("qemu\0-name\0debug-threads=on,guest=a,,b"), out,
 				      sizeof(out)));
 	assert_string_equal(out, "a,b");
-	assert_true(top__cmdline_name(CMD("qemu\0--name=db"), out, sizeof(out)));
+	assert_true(vmname__from_cmdline(CMD("qemu\0--name=db"), out, sizeof(out)));
 	assert_string_equal(out, "db");
-	assert_true(top__cmdline_name(CMD("lkvm\0run\0--name\0guest-7"), out, sizeof(out)));
+	assert_true(vmname__from_cmdline(CMD("lkvm\0run\0--name\0guest-7"), out, sizeof(out)));
 	assert_string_equal(out, "guest-7");
-	assert_true(top__cmdline_name(CMD("firecracker\0--api-sock\0/s\0--id\0fc1"), out,
+	assert_true(vmname__from_cmdline(CMD("firecracker\0--api-sock\0/s\0--id\0fc1"), out,
 				      sizeof(out)));
 	assert_string_equal(out, "fc1");
 	/* names nothing: the caller falls back to comm */
-	assert_false(top__cmdline_name(CMD("gmem-load\0--vms\0002"), out, sizeof(out)));
-	assert_false(top__cmdline_name(CMD("qemu\0-name"), out, sizeof(out)));
-	assert_false(top__cmdline_name(CMD("qemu\0-name\0debug-threads=on"), out, sizeof(out)));
-	assert_false(top__cmdline_name(CMD("qemu\0-namex\0a"), out, sizeof(out)));
+	assert_false(vmname__from_cmdline(CMD("gmem-load\0--vms\0002"), out, sizeof(out)));
+	assert_false(vmname__from_cmdline(CMD("qemu\0-name"), out, sizeof(out)));
+	assert_false(vmname__from_cmdline(CMD("qemu\0-name\0debug-threads=on"), out, sizeof(out)));
+	assert_false(vmname__from_cmdline(CMD("qemu\0-namex\0a"), out, sizeof(out)));
 	/* a read cut in the middle of an argument */
-	assert_false(top__cmdline_name("qemu\0-name\0vm", 13, out, sizeof(out)));
-	assert_false(top__cmdline_name("", 0, out, sizeof(out)));
+	assert_false(vmname__from_cmdline("qemu\0-name\0vm", 13, out, sizeof(out)));
+	assert_false(vmname__from_cmdline("", 0, out, sizeof(out)));
+}
+
+static void put_file(const char *dir, const char *name, const char *data, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+/* CONSTRUCTED: vmname__read on a made-up /proc: the command line's name first, else comm
+ * (kernel newline dropped, one inside kept), invalid UTF-8 replaced, "" for a gone pid. */
+static void test_vmname_read(void **state)
+{
+	char root[] = "/tmp/gmem-vmname-XXXXXX", dir[512], out[VMNAME_LEN];
+
+	assert_non_null(mkdtemp(root));
+	snprintf(dir, sizeof(dir), "%s/7", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "cmdline", CMD("qemu\0-name\0guest=db01\0"));
+	put_file(dir, "comm", "qemu-system-x86\n", 16);
+	vmname__read(root, 7, out, sizeof(out));
+	assert_string_equal(out, "db01");
+	/* a zombie's cmdline reads empty: comm */
+	put_file(dir, "cmdline", "", 0);
+	put_file(dir, "comm", "a\"b\\c\nd\n", 8);
+	vmname__read(root, 7, out, sizeof(out));
+	assert_string_equal(out, "a\"b\\c\nd");
+	put_file(dir, "comm", "x\xff\xc3\xa9\xed\xa0\x80\n", 8);
+	vmname__read(root, 7, out, sizeof(out));
+	assert_string_equal(out, "x?\xc3\xa9???");
+	/* cut inside a character: the partial one is replaced */
+	put_file(dir, "cmdline", CMD("lkvm\0--name\0\xc3\xa9\xc3\xa9"));
+	vmname__read(root, 7, out, 4);
+	assert_string_equal(out, "\xc3\xa9?");
+	vmname__read(root, 8, out, sizeof(out));
+	assert_string_equal(out, "");
+	vmname__read(root, 0, out, sizeof(out));
+	assert_string_equal(out, "");
+	snprintf(dir, sizeof(dir), "rm -rf %s", root);
+	assert_int_equal(system(dir), 0);
 }
 
 static void test_first_frame_then_rates(void **state)
@@ -723,6 +771,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fmt),
 		cmocka_unit_test(test_cmdline_name),
+		cmocka_unit_test(test_vmname_read),
 		cmocka_unit_test(test_first_frame_then_rates),
 		cmocka_unit_test(test_names_resolved_once),
 		cmocka_unit_test(test_reset_rebases_totals_and_latency),
