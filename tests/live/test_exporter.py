@@ -25,8 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gmemtest import GMEMD, ROOT, Gmemd, Load, Metrics, free_port, losses_counted, parse_prom, \
-    require_live, run_load, stop_process, wait_until
+from gmemtest import GMEM_LOAD, GMEMD, ROOT, Gmemd, Load, Metrics, free_port, losses_counted, \
+    parse_prom, require_live, run_load, stop_process, wait_until
 
 PAGE = 4096
 SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
@@ -239,7 +239,7 @@ DESIGN_FAMILIES = ("gmem_files", "gmem_files_created_total", "gmem_files_release
                    "gmem_tdx_transitions_total", "gmem_hugepage_splits_total",
                    "gmem_hugepage_merges_total", "gmemscope_probe_info",
                    "gmemscope_events_total", "gmemscope_events_dropped_total",
-                   "gmemscope_file_series_capped")
+                   "gmemscope_file_series_capped", "gmem_vm_info")
 
 
 @pytest.mark.parametrize("om", [False, True], ids=["text-0.0.4", "openmetrics"])
@@ -338,6 +338,90 @@ def test_idle_vm_series_count(gmemd, loads):
     print(f"series of one idle VM with one file: {len(mine)}: {mine}")
     assert len(mine) <= 15, mine
     assert "gmem_conversions_total" not in mine
+
+
+# A VMM name with what a label must escape (quote, backslash) and a byte that is not UTF-8;
+# within comm's 15 bytes. As a file name: gmem-load started through a link of that name.
+ODD_NAME = b'db"01\\x\xff'
+ODD_SHOWN = 'db"01\\x?'  # what gmemd names it: the bad byte replaced
+ODD_LABEL = 'db\\"01\\\\x?'  # and how the exposition writes that label
+
+
+def named_gmem_load(tmp_path, name):
+    """A link to gmem-load whose (bytes) name becomes its VMs' comm."""
+    link = os.path.join(os.fsencode(str(tmp_path)), name)
+    os.symlink(os.fsencode(GMEM_LOAD), link)
+    return link
+
+
+def vm_info_lines(text):
+    """{vm: the raw (escaped) name label} of gmem_vm_info; one series per vm."""
+    out = {}
+    for vm, name in re.findall(r'^gmem_vm_info\{vm="(\d+)",name="((?:[^"\\]|\\.)*)"\} 1$',
+                               text, re.M):
+        assert vm not in out, f"two gmem_vm_info series for vm {vm}"
+        out[vm] = name
+    return out
+
+
+def test_vm_info_names_every_vm_escaped_and_outlives_the_process(gmemd, loads, tmp_path):
+    """LIVE: gmem_vm_info{vm,name} 1 has one series per VM in the model, named from the VMM's
+    comm (its command line names no guest) with the quote and backslash escaped and a non-UTF-8
+    byte replaced; promtool accepts it; the snapshot carries the same name. VMs that exit
+    before the next scrape keep their name (read at create, not at scrape), and their series
+    goes when the VM retires."""
+    vms, _ = lingering(loads, "--vms", "2", "--user-touch", "2")
+    odd = Load("--vms", "1", "--user-touch", "2", "--linger", "60",
+               exe=named_gmem_load(tmp_path, ODD_NAME))
+    loads.append(odd)
+    odd_vms = odd.wait_phase("done")["vms"]
+    check_exact(gmemd, vms + odd_vms)
+    _, _, text = scrape(gmemd.port)
+    info = vm_info_lines(text)
+    for v in vms:
+        assert info[str(v["pid"])] == "gmem-load", info
+    assert info[str(odd_vms[0]["pid"])] == ODD_LABEL, info
+    # one series per VM the model holds, no more
+    assert set(info) == {dict(ls)["vm"] for (n, ls) in parse_prom(text)[0] if n == "gmem_files"}
+    rc, out = promtool("check", "metrics", stdin=text)
+    assert rc == 0 and out.strip() == "", out
+    snap = {v["vm"]: v for v in gmemd.call({"cmd": "snapshot"})["model"]["vms"]}
+    assert snap[odd_vms[0]["pid"]]["name"] == ODD_SHOWN
+    assert snap[vms[0]["pid"]]["name"] == "gmem-load"
+
+    # short-lived: the VMs live half a second, and are gone before the scrape. (A VMM gone
+    # before gmemd reads its first record, within ~100 ms, cannot be named from /proc.)
+    short = run_load("--vms", "2", "--user-touch", "1", "--linger", "0.5",
+                     exe=named_gmem_load(tmp_path, b"short-vm"))["exit"]["vms"]
+    for v in short:
+        assert not os.path.exists(f"/proc/{v['pid']}")
+    gmemd.scan()
+    info = vm_info_lines(scrape(gmemd.port)[2])
+    for v in short:
+        assert info.get(str(v["pid"])) == "short-vm", info
+
+
+def test_vm_info_retires_with_the_vm(loads, tmp_path):
+    """LIVE: a VM's gmem_vm_info series goes when the VM retires (--retire-after 1), like its
+    other series, so names add one series per live VM and no more."""
+    require_live()
+    d = Gmemd("--retire-after", "1")
+    try:
+        ld = Load("--vms", "1", "--user-touch", "1", "--linger", "60",
+                  exe=named_gmem_load(tmp_path, b"retiring"))
+        loads.append(ld)
+        pid = str(ld.wait_phase("done")["vms"][0]["pid"])
+        wait_until(lambda: vm_info_lines(d.metrics_text()).get(pid) == "retiring",
+                   timeout=15, what="the VM's gmem_vm_info")
+        ld.resume()
+        ld.finish()
+        d.scan()
+        wait_until(lambda: pid not in vm_info_lines(d.metrics_text()), timeout=15,
+                   what="the retired VM's gmem_vm_info gone")
+        m = d.metrics()
+        assert not m.has("gmem_files", vm=pid) and not m.has("gmem_vm_info", vm=pid)
+    finally:
+        assert d.stop() == 0, d.output()
 
 
 def test_openmetrics_negotiation(gmemd, loads):
