@@ -6,6 +6,7 @@
  * counters are what the next frame's rates are taken against, and a reset's baselines must
  * outlive both. VMs are kept sorted by pid so that the previous frame is found by bsearch.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -244,6 +245,69 @@ const char *top__col_name(enum top_col col, bool totals)
 	if (col >= TOP_COL_MAX)
 		return "?";
 	return totals ? cols[col].total_name : cols[col].rate_name;
+}
+
+/* A column's -f name: its totals header in lower case, without HUGE%'s "%". */
+static void field_name(enum top_col c, char *buf, size_t len)
+{
+	size_t i;
+
+	snprintf(buf, len, "%s", cols[c].total_name);
+	for (i = 0; buf[i]; i++)
+		buf[i] = buf[i] == '%' ? 0 : tolower((unsigned char)buf[i]);
+}
+
+static void fields_error(const char *what, const char *field, char *err, size_t errlen)
+{
+	char name[16];
+	size_t n;
+	int c;
+
+	n = snprintf(err, errlen, "-f: %s '%s'; the fields are", what, field);
+	for (c = 0; c < TOP_COL_MAX && n < errlen; c++) {
+		field_name(c, name, sizeof(name));
+		n += snprintf(err + n, errlen - n, "%s %s", c ? "," : "", name);
+	}
+}
+
+int top__parse_fields(const char *list, enum top_col *out, size_t *n, char *err, size_t errlen)
+{
+	char buf[256], name[16], *tok, *save = NULL;
+	size_t len, i;
+	int c;
+
+	*n = 0;
+	snprintf(buf, sizeof(buf), "%s", list);
+	if (!*buf || buf[strlen(buf) - 1] == ',' || *buf == ',' || strstr(buf, ",,")) {
+		fields_error("an empty field in", list, err, errlen);
+		return -EINVAL;
+	}
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		len = strlen(tok);
+		if (len > 2 && !strcmp(tok + len - 2, "/s"))
+			tok[len -= 2] = 0;
+		if (len > 1 && tok[len - 1] == '%')
+			tok[--len] = 0;
+		for (c = 0; c < TOP_COL_MAX; c++) {
+			field_name(c, name, sizeof(name));
+			if (!strcasecmp(tok, name))
+				break;
+		}
+		if (c == TOP_COL_MAX) {
+			fields_error("no field", tok, err, errlen);
+			return -EINVAL;
+		}
+		for (i = 0; i < *n; i++) {
+			if (out[i] == (enum top_col)c) {
+				fields_error("twice the field", tok, err, errlen);
+				return -EINVAL;
+			}
+		}
+		if (*n >= TOP_COL_MAX)
+			return -EINVAL; /* not reached: a field twice is refused first */
+		out[(*n)++] = c;
+	}
+	return 0;
 }
 
 const char *top__ctr_key(enum top_ctr c)
@@ -520,12 +584,44 @@ static void free_vms(struct top_vm *vms, size_t n)
 
 /* ---- rows: filter and sort ----------------------------------------------------------------- */
 
+bool top__col_is_counter(enum top_col c)
+{
+	return col_ctr(c) >= 0;
+}
+
+/* -z: every counter column shown reads 0 (rates, or totals with t). Rates not known yet are
+ * not zeros: the first frame keeps every row. */
+static bool row_zero(const struct top *t, const struct top_vm *v)
+{
+	size_t i, n = t->opts.nr_fields ? t->opts.nr_fields : TOP_COL_MAX;
+	enum top_col c;
+	int k;
+
+	if (!t->totals && !v->rated)
+		return false;
+	for (i = 0; i < n; i++) {
+		c = t->opts.nr_fields ? t->opts.fields[i] : (enum top_col)i;
+		k = col_ctr(c);
+		if (k < 0)
+			continue;
+		if (t->totals ? sub0(v->raw[k], v->base[k]) != 0 : v->rate[k] != 0)
+			return false;
+	}
+	return true;
+}
+
 static bool filter_match(const struct top *t, const struct top_vm *v)
 {
 	const char *f = t->filter, *p;
 	char *end;
 	bool numeric = true;
 
+	if (t->opts.only_pid && v->pid != t->opts.only_pid)
+		return false;
+	if (t->opts.only_name && strcmp(v->name, t->opts.only_name))
+		return false;
+	if (t->opts.skip_zero && row_zero(t, v))
+		return false;
 	if (!*f)
 		return true;
 	for (p = f; *p; p++)
@@ -1938,6 +2034,30 @@ unsigned int top__key(struct top *t, int key)
 
 /* ---- batch output ------------------------------------------------------------------------ */
 
+/* A batch line of -f's columns, in its order, widths as the table's. */
+static void fields_line(const struct top *t, char *out, size_t outlen,
+			void (*get)(const struct top *, const void *, enum top_col, char *, size_t),
+			const void *arg)
+{
+	char text[64];
+	size_t pos = 0, i;
+	enum top_col c;
+	int n;
+
+	out[0] = 0;
+	for (i = 0; i < t->opts.nr_fields; i++) {
+		c = t->opts.fields[i];
+		get(t, arg, c, text, sizeof(text));
+		n = snprintf(out + pos, outlen - pos, cols[c].left ? "%-*.*s " : "%*.*s ",
+			     cols[c].width, cols[c].left ? cols[c].width : (int)sizeof(text), text);
+		if (n < 0 || (size_t)n >= outlen - pos)
+			break;
+		pos += n;
+	}
+	while (pos && out[pos - 1] == ' ')
+		out[--pos] = 0;
+}
+
 int top__print_text(const struct top *t, const char *stamp, struct strbuf *out)
 {
 	const struct top_host *h = &t->host;
@@ -1954,11 +2074,18 @@ int top__print_text(const struct top *t, const char *stamp, struct strbuf *out)
 		       "1G %s  probes %u live %u unavailable\n", stamp ? stamp : "", h->server,
 		       t->nr_vms, ev, (unsigned long long)sub0(h->drops, h->drops_base), d[0],
 		       d[1], d[2], h->probes_live, h->probes_unavailable);
-	table_line(t, line, sizeof(line), TOP_COL_FROZEN, -1, header_cell, NULL, NULL, NULL);
+	if (t->opts.nr_fields)
+		fields_line(t, line, sizeof(line), header_cell, NULL);
+	else
+		table_line(t, line, sizeof(line), TOP_COL_FROZEN, -1, header_cell, NULL, NULL,
+			   NULL);
 	strbuf__printf(out, "%s\n", line);
 	for (i = 0; i < t->nr_rows; i++) {
-		table_line(t, line, sizeof(line), TOP_COL_FROZEN, -1, row_cell,
-			   &t->vms[t->rows[i]], NULL, NULL);
+		if (t->opts.nr_fields)
+			fields_line(t, line, sizeof(line), row_cell, &t->vms[t->rows[i]]);
+		else
+			table_line(t, line, sizeof(line), TOP_COL_FROZEN, -1, row_cell,
+				   &t->vms[t->rows[i]], NULL, NULL);
 		strbuf__printf(out, "%s\n", line);
 	}
 	return out->err;

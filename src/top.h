@@ -233,6 +233,13 @@ struct top_opts {
 	void *name_ctx;
 	__s64 mono_to_real_ns; /* added to an event's ts_ns for wall-clock times; 0 = show raw */
 	const char *source;    /* how we read, for the header: "socket /run/...", "in-process" */
+	/* kvm_stat's selections, on top of the interactive filter */
+	__u32 only_pid;         /* -p: this VM only; 0 = any */
+	const char *only_name;  /* -g: VMs named exactly this; NULL = any */
+	bool skip_zero;         /* -z: leave out rows whose counter columns shown are all 0 */
+	/* -f: the batch text table's columns, in this order; nr_fields 0 = every column */
+	enum top_col fields[TOP_COL_MAX];
+	size_t nr_fields;
 };
 
 struct top;
@@ -296,6 +303,15 @@ size_t top__page_scroll(const struct top *t);
 int top__print_text(const struct top *t, const char *stamp, struct strbuf *out);
 int top__print_csv(const struct top *t, const char *stamp, struct strbuf *out, bool header);
 json_t *top__to_json(const struct top *t);
+
+/*
+ * -f's list ("pid,name,uflt"): column names as the totals header prints them, any case, with
+ * a rate's "/s" or HUGE%'s "%" allowed. 0, or -EINVAL with err naming the bad field and every
+ * valid one (a field twice, or an empty list, is bad too).
+ */
+int top__parse_fields(const char *list, enum top_col *out, size_t *n, char *err, size_t errlen);
+/* True when a column shows a counter (a rate, or a total with -t): what -z looks at. */
+bool top__col_is_counter(enum top_col c);
 
 /* Helpers, exposed for tests. */
 /* Bytes as "0", "512B", "96K", "4M", "1.5G": exact whenever a unit divides it and 5 digits

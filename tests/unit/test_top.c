@@ -285,6 +285,152 @@ static void test_first_frame_then_rates(void **state)
 	model__free(m);
 }
 
+static struct top *new_top_sel(__u32 pid, const char *name, bool zero, const char *fields)
+{
+	struct top_opts o = { .interval_s = 1, .name_fn = fake_names, .only_pid = pid,
+			      .only_name = name, .skip_zero = zero };
+	char err[512];
+	struct top *t;
+
+	if (fields)
+		assert_int_equal(top__parse_fields(fields, o.fields, &o.nr_fields, err,
+						   sizeof(err)), 0);
+	t = top__new(&o);
+	assert_non_null(t);
+	return t;
+}
+
+/* CONSTRUCTED: -p keeps one pid, -g names matched exactly (not a substring, any case), and
+ * both combine with the interactive filter. */
+static void test_only_pid_and_name(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top_sel(200, NULL, false, NULL);
+
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_vms(t), 3);
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(top__row(t, 0)->pid, 200);
+	top__set_filter(t, "300");
+	assert_int_equal(top__nr_rows(t), 0);
+	top__free(t);
+
+	t = new_top_sel(0, "qemu-a", false, NULL);
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(top__row(t, 0)->pid, 100);
+	top__free(t);
+	t = new_top_sel(0, "qemu", false, NULL);
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_rows(t), 0);
+	top__free(t);
+	t = new_top_sel(0, "QEMU-A", false, NULL);
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_rows(t), 0);
+	top__free(t);
+	model__free(m);
+}
+
+/* CONSTRUCTED: -z keeps every row while rates are unknown, then leaves out the VMs whose
+ * counter columns shown are all zero: in rates, in totals, and over -f's columns only
+ * (gauges do not count). */
+static void test_skip_zero(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top_sel(0, NULL, true, NULL);
+
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_rows(t), 3); /* no rates yet: nothing is known to be zero */
+	alloc(m, 100, 11, 4, GMEM_SRC_USER_FAULT);
+	update(t, m, 2 * S);
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(top__row(t, 0)->pid, 100);
+	/* totals since start: every VM allocated something */
+	top__key(t, 't');
+	assert_int_equal(top__nr_rows(t), 3);
+	top__free(t);
+
+	/* only gflt and popul shown: 100's user faults do not count, its gauge neither */
+	t = new_top_sel(0, NULL, true, "pid,gflt,popul");
+	update(t, m, 1 * S);
+	alloc(m, 100, 11, 4, GMEM_SRC_USER_FAULT);
+	alloc(m, 300, 31, 2, GMEM_SRC_GUEST_FAULT);
+	update(t, m, 2 * S);
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(top__row(t, 0)->pid, 300);
+	top__free(t);
+	model__free(m);
+}
+
+/* CONSTRUCTED: -f's names (any case, a rate's /s, HUGE%'s %), its order in the batch text,
+ * and the errors: an unknown field names every valid one, a repeated or empty one is bad. */
+static void test_fields(void **state)
+{
+	enum top_col f[TOP_COL_MAX];
+	struct strbuf sb = STRBUF_INIT;
+	struct model *m = three_vms();
+	char err[512];
+	struct top *t;
+	size_t n;
+
+	assert_int_equal(top__parse_fields("pid,NAME,uflt/s,Huge%,convp99", f, &n, err,
+					   sizeof(err)), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(f[0], TOP_COL_PID);
+	assert_int_equal(f[1], TOP_COL_NAME);
+	assert_int_equal(f[2], TOP_COL_ALLOC_USER);
+	assert_int_equal(f[3], TOP_COL_HUGE);
+	assert_int_equal(f[4], TOP_COL_CONV_P99);
+	assert_true(top__col_is_counter(TOP_COL_ALLOC_USER));
+	assert_false(top__col_is_counter(TOP_COL_POPULATED));
+	assert_false(top__col_is_counter(TOP_COL_CONV_P99));
+
+	assert_int_equal(top__parse_fields("pid,bogus", f, &n, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "-f: no field 'bogus'; the fields are pid, name, files, gmem, "
+				 "popul, uflt, gflt, falc, popl, othr, punch, free, conv, convp50, "
+				 "convp99, dmap, rmp, tdx, split, exits, huge");
+	assert_int_equal(top__parse_fields("pid,pid", f, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "twice the field 'pid'"));
+	assert_int_equal(top__parse_fields("pid,,name", f, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(top__parse_fields("", f, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(top__parse_fields("name,", f, &n, err, sizeof(err)), -EINVAL);
+
+	t = new_top_sel(0, NULL, false, "popul,pid,name");
+	update(t, m, 1 * S);
+	assert_int_equal(top__print_text(t, "T", &sb), 0);
+	/* the header line, then rows sorted as the table sorts them (by pid) */
+	assert_non_null(strstr(strbuf__str(&sb), "\n  POPUL     PID NAME\n    20K     100 qemu-a\n"));
+	assert_null(strstr(strbuf__str(&sb), "UFLT"));
+	strbuf__release(&sb);
+	top__free(t);
+	model__free(m);
+}
+
+static void server_names(void *ctx, __u32 pid, char *buf, size_t len)
+{
+	snprintf(buf, len, pid == 100 ? "db01" : "");
+}
+
+/* CONSTRUCTED: the server's name in the snapshot (gmemd's, read when it met the VM) is shown
+ * and no lookup is made for it; a VM the server could not name is looked up here. */
+static void test_server_names_win(void **state)
+{
+	struct model_opts mo = { .name_fn = server_names };
+	struct model *m = model__new(&mo);
+	int calls = 0;
+	struct top *t = new_top(&calls);
+
+	assert_non_null(m);
+	create(m, 100, 11, 2 << 20);
+	create(m, 200, 21, 2 << 20);
+	update(t, m, 1 * S);
+	assert_string_equal(top__vm(t, 100)->name, "db01");
+	assert_string_equal(top__vm(t, 200)->name, "web");
+	assert_int_equal(calls, 1);
+	top__free(t);
+	model__free(m);
+}
+
 static void test_names_resolved_once(void **state)
 {
 	struct model *m = three_vms();
@@ -772,6 +918,10 @@ int main(void)
 		cmocka_unit_test(test_fmt),
 		cmocka_unit_test(test_cmdline_name),
 		cmocka_unit_test(test_vmname_read),
+		cmocka_unit_test(test_only_pid_and_name),
+		cmocka_unit_test(test_skip_zero),
+		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_server_names_win),
 		cmocka_unit_test(test_first_frame_then_rates),
 		cmocka_unit_test(test_names_resolved_once),
 		cmocka_unit_test(test_reset_rebases_totals_and_latency),
