@@ -100,7 +100,7 @@ static size_t suffix_len(const char *name, const char *suffix)
 }
 
 /*
- * HELP and TYPE of one family. name is the sample name as in DESIGN.md; OpenMetrics names the
+ * HELP and TYPE of one family. name is the sample name as in docs/design.md; OpenMetrics names the
  * family without the _total of a counter (and the _info of an info).
  */
 static void render__family(struct render *r, const char *name, enum fam_type type,

@@ -36,6 +36,11 @@
 #include "vmname.h"
 #include "webconfig.h"
 
+/* where make install puts docs/ (the Makefile passes its DOCDIR) */
+#ifndef GMEMSCOPE_DOCDIR
+#define GMEMSCOPE_DOCDIR "/usr/local/share/doc/gmemscope"
+#endif
+
 static struct env {
 	const char *listen;
 	const char *socket;
@@ -87,8 +92,10 @@ static const char doc[] =
 	"  gmemd --listen 0.0.0.0:9477 --web.config.file /etc/gmemscope/web.yml\n"
 	"\v"
 	"The last example serves all interfaces over HTTPS with basic auth. The vm label is the "
-	"VMM's pid (kvm->stats_id), gmem is the file's inode; the HELP lines of /metrics explain "
-	"every metric.\n"
+	"VMM's pid (kvm->stats_id), gmem is the file's inode, and gmem_vm_info{vm,name} names "
+	"each VM. The HELP lines of /metrics explain every metric; " GMEMSCOPE_DOCDIR
+	"/design.md lists them all with their labels (the metric contract) and says how the "
+	"pieces fit.\n"
 	"\n"
 	"SIGNALS: SIGINT and SIGTERM stop gmemd cleanly; it removes its socket if the socket is "
 	"still its own. SIGHUP reloads --web.config.file (a renewed certificate, changed users); a "

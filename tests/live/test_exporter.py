@@ -245,7 +245,7 @@ DESIGN_FAMILIES = ("gmem_files", "gmem_files_created_total", "gmem_files_release
 @pytest.mark.parametrize("om", [False, True], ids=["text-0.0.4", "openmetrics"])
 def test_help_type_every_family_exact_integers(gmemd, loads, om):
     """LIVE: in both formats every sample belongs to a family with exactly one HELP and one
-    TYPE; every family of DESIGN.md's table is there (with HELP and TYPE even before it has
+    TYPE; every family of docs/design.md's contract is there (with HELP and TYPE even before it has
     samples); counts and bytes are integers written out in full, equal to the truth."""
     vms, _ = lingering(loads, "--vms", "1", "--files", "2", "--file-size", "64M",
                        "--user-touch", "3000", "--fallocate", "5000", "--punch", "7",

@@ -162,7 +162,7 @@ def series(m, keep):
     return {k: v for k, v in m.samples.items() if keep(k[0], dict(k[1]))}
 
 
-# Families the exporter computes from the model (DESIGN.md's contract and the event totals);
+# Families the exporter computes from the model (docs/design.md's contract and the event totals);
 # the rest of /metrics is each server's own health (scrapes, uptime, scans, replay progress).
 MODEL_FAMILIES = ("gmem_", "gmemscope_events_total", "gmemscope_events_dropped_total",
                   "gmemscope_probe_info", "gmemscope_file_series_capped")

@@ -19,7 +19,7 @@
 #define EV(...) (&(struct gmem_event){ __VA_ARGS__ })
 #define APPLY(m, ...) assert_int_equal(model__apply(m, EV(__VA_ARGS__)), 0)
 
-/* The DESIGN.md table: sample name (counters with _total) and type. */
+/* The docs/design.md contract: sample name (counters with _total) and type. */
 static const struct {
 	const char *name;
 	const char *type;
