@@ -31,6 +31,7 @@ from gmemtest import GMEM_LOAD, GMEMD, ROOT, Gmemd, Load, Metrics, free_port, lo
 PAGE = 4096
 SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
 EXAMPLES = os.path.join(ROOT, "examples", "prometheus")
+DASHBOARD = os.path.join(ROOT, "examples", "grafana", "gmemscope.json")
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 OM_ACCEPT = "application/openmetrics-text; version=1.0.0"
@@ -469,8 +470,9 @@ class Prometheus:
         self.dir = tempfile.mkdtemp(prefix="gmem-prom-")
         self.port = free_port()
         cfg = config or open(os.path.join(EXAMPLES, "prometheus.yml")).read()
+        targets = "', '".join([target] if isinstance(target, str) else target)
         for old, new in (() if config else
-                         (("targets: ['localhost:9477']", f"targets: ['{target}']"),
+                         (("targets: ['localhost:9477']", f"targets: ['{targets}']"),
                          ("scrape_interval: 15s", "scrape_interval: 1s"),
                          ("evaluation_interval: 15s", "evaluation_interval: 1s"),
                          ("scrape_timeout: 10s", "scrape_timeout: 1s"))):
@@ -606,6 +608,99 @@ def test_real_prometheus_scrapes_exact_values(gmemd, loads):
             assert prom.value(f'gmem_files_released_total{{vm="{v["pid"]}"}}') == 2
     finally:
         prom.stop()
+
+
+def dashboard_exprs(doc):
+    """Every PromQL expression of a Grafana dashboard: its panels' targets, rows' too."""
+    out = []
+
+    def walk(panels):
+        for p in panels:
+            out.extend(t["expr"] for t in p.get("targets", []))
+            walk(p.get("panels", []))
+    walk(doc["panels"])
+    return out
+
+
+def test_grafana_dashboard_every_query_returns_data(gmemd, loads, tmp_path):
+    """LIVE and CONSTRUCTED: every PromQL expression of examples/grafana/gmemscope.json, run
+    through a real Prometheus's query API, returns data with a finite value. Prometheus scrapes
+    gmemd while gmem-load runs named VMs (every allocation source, punches, refused
+    conversions, secretmem), and gmemtrace replay serving the constructed scenarios for what
+    this kernel cannot produce (conversion histograms, SNP RMP, TDX, huge-page splits), the
+    conversions paced over a few seconds so that rate() sees them. The dashboard is standard
+    Grafana JSON on a Prometheus datasource variable, and gmem_vm_info's name reaches
+    Prometheus unescaped, the same string gmemd read."""
+    from test_gmemtrace import GMEMTRACE, Replay
+    doc = json.load(open(DASHBOARD))
+    assert doc["templating"]["list"][0] == {**doc["templating"]["list"][0], "name": "datasource",
+                                            "type": "datasource", "query": "prometheus"}
+    ids = []
+
+    def panels(ps):
+        for p in ps:
+            ids.append(p["id"])
+            assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24, p["title"]
+            if p["type"] != "row":
+                assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            panels(p.get("panels", []))
+    panels(doc["panels"])
+    assert len(ids) == len(set(ids))
+    exprs = dashboard_exprs(doc)
+    assert len(exprs) >= 20 and all("$" not in e for e in exprs), exprs
+
+    odd = Load("--vms", "2", "--files", "2", "--user-touch", "10", "--guest-touch", "6",
+               "--fallocate", "4", "--punch", "2", "--convert", "2", "--secret-pages", "3",
+               "--linger", "120", exe=named_gmem_load(tmp_path, ODD_NAME))
+    loads.append(odd)
+    vms = odd.wait_phase("done")["vms"]
+    check_exact(gmemd, vms)
+    recs = {}
+    for scen in ("private-mem-conversions", "snp-boot", "tdx-guest", "hugepage-splits"):
+        recs[scen] = str(tmp_path / f"{scen}.gmtr")
+        p = subprocess.run([GMEMTRACE, "synth", scen, "-o", recs[scen]], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+    replays = [Replay(recs[s], "--max") for s in ("snp-boot", "tdx-guest", "hugepage-splits")]
+    paced_port = free_port()
+    prom = None
+    try:
+        prom = Prometheus([f"127.0.0.1:{gmemd.port}", f"127.0.0.1:{paced_port}"] +
+                          [f"127.0.0.1:{r.port}" for r in replays], rules=False)
+        # the scenario's conversions (its first 7 ms) stretched over 7 s, Prometheus scraping
+        replays.append(Replay(recs["private-mem-conversions"], "--speed", "0.001",
+                              port=paced_port))
+        missing = {}
+
+        def all_have_data():
+            missing.clear()
+            for e in exprs:
+                res = prom.query(e)
+                if not any(v == v and abs(v) != float("inf") for v in res.values()):
+                    missing[e] = res
+            return not missing
+        try:
+            wait_until(all_have_data, timeout=60, interval=1, what="data for every query")
+        except AssertionError:
+            raise AssertionError("dashboard queries without data:\n" +
+                                 "\n".join(f"{e}: {r}" for e, r in missing.items()))
+        named = prom.query(f'gmem_vm_info{{job="gmemscope",instance="127.0.0.1:{gmemd.port}"}}')
+        names = {dict(k)["vm"]: dict(k).get("name") for k in named}
+        for v in vms:
+            assert names[str(v["pid"])] == ODD_SHOWN, names
+        # the join the panels use gives every gmem-load VM its name
+        joined = prom.query(f'sum by (instance, vm) (gmem_populated_bytes{{instance='
+                            f'"127.0.0.1:{gmemd.port}"}}) * on (instance, vm) group_left '
+                            f'(name) gmem_vm_info')
+        got = {dict(k)["vm"]: (dict(k)["name"], val) for k, val in joined.items()}
+        for v in vms:
+            assert got[str(v["pid"])] == (ODD_SHOWN, sum(f["populated_pages"]
+                                                        for f in v["files"]) * PAGE)
+    finally:
+        if prom:
+            prom.stop()
+        for r in replays:
+            r.stop()
 
 
 class _Recorder(BaseHTTPRequestHandler):

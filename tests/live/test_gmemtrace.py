@@ -84,10 +84,10 @@ class Recorder:
 class Replay:
     """gmemtrace replay on a free port and a private socket."""
 
-    def __init__(self, path, *args):
+    def __init__(self, path, *args, port=None):
         self.dir = tempfile.mkdtemp(prefix="gmemtrace-replay-")
         self.socket = os.path.join(self.dir, "replay.sock")
-        self.port = free_port()
+        self.port = port or free_port()
         self.log = open(os.path.join(self.dir, "replay.log"), "w+")
         self.proc = subprocess.Popen([GMEMTRACE, "replay", path, "--listen",
                                       f"127.0.0.1:{self.port}", "--socket", self.socket,
