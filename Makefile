@@ -161,6 +161,9 @@ $(O)/prefix: FORCE
 	$(Q)mkdir -p $(@D)
 	$(Q)echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
 $(O)/obj/src/cli.o: CPPFLAGS += -DGMEMSCOPE_REVISION='"$(REVISION)"'
+# gmemd --help names the installed design notes.
+$(O)/obj/tools/gmemd.o: $(O)/prefix
+$(O)/obj/tools/gmemd.o: CPPFLAGS += -DGMEMSCOPE_DOCDIR='"$(DOCDIR)"'
 .PHONY: FORCE
 FORCE:
 
@@ -238,9 +241,17 @@ deps:
 # ---- install -------------------------------------------------------------------------------
 # The programs to $(PREFIX)/bin, their man pages to $(PREFIX)/share/man, bash completion,
 # gmemd.service to $(PREFIX)/lib/systemd/system, the policies where the policy loader looks for them
-# ($(PREFIX)/lib/gmemscope/policies, beside bin/). DESTDIR for packaging.
+# ($(PREFIX)/lib/gmemscope/policies, beside bin/), docs/ to $(PREFIX)/share/doc/gmemscope and
+# examples/ to $(PREFIX)/share/gmemscope. DESTDIR for packaging.
 PREFIX ?= /usr/local
 PROGRAMS := gmemd gmemtop gmemtrace gmem-load gmem-policy
+# The design notes and protocol documents (gmemd --help names DOCDIR's design.md), and the
+# examples: Prometheus's scrape config, rules and their tests, the Grafana dashboard.
+DOCDIR ?= $(PREFIX)/share/doc/gmemscope
+DATADIR ?= $(PREFIX)/share/gmemscope
+DOCS := $(wildcard docs/*.md)
+PROM_EXAMPLES := $(wildcard examples/prometheus/*.yml)
+GRAFANA_EXAMPLES := $(wildcard examples/grafana/*.json)
 # bash-completion's loader sources the file named after the command being completed: one
 # file registers all five programs, and each program's name links to it.
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
@@ -256,6 +267,10 @@ install: all
 	$(Q)for p in $(PROGRAMS); do ln -sf gmemscope $(DESTDIR)$(BASHCOMPDIR)/$$p; done
 	$(Q)install -d $(DESTDIR)$(UNITDIR)
 	$(Q)install -m 0644 $(UNIT) $(DESTDIR)$(UNITDIR)/gmemd.service
+	$(Q)install -d $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/prometheus $(DESTDIR)$(DATADIR)/grafana
+	$(Q)install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	$(Q)install -m 0644 $(PROM_EXAMPLES) $(DESTDIR)$(DATADIR)/prometheus/
+	$(Q)install -m 0644 $(GRAFANA_EXAMPLES) $(DESTDIR)$(DATADIR)/grafana/
 	$(Q)for p in $(PROGRAMS); do install -m 0755 $(O)/bin/$$p $(DESTDIR)$(PREFIX)/bin/$$p; done
 	$(Q)install -m 0644 $(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.bpf.o,$(POLICY_SRCS)) \
 		$(patsubst bpf/policies/%.bpf.c,$(O)/bpf/policies/%.struct_ops.bpf.o,$(POLICY_SRCS)) \
@@ -264,7 +279,7 @@ install: all
 
 uninstall:
 	$(Q)for p in $(PROGRAMS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$p; done
-	$(Q)rm -rf $(DESTDIR)$(PREFIX)/lib/gmemscope
+	$(Q)rm -rf $(DESTDIR)$(PREFIX)/lib/gmemscope $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 	$(Q)rm -f $(DESTDIR)$(UNITDIR)/gmemd.service
 	$(Q)rm -f $(DESTDIR)$(BASHCOMPDIR)/gmemscope $(patsubst %,$(DESTDIR)$(BASHCOMPDIR)/%,$(PROGRAMS))
 	$(Q)rm -f $(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man1/%.1,$(MAN1)) \
@@ -293,7 +308,8 @@ help:
 	@echo '  bench          run the benchmarks (ratios against a same-run baseline)'
 	@echo '  deps           apt-get install the Debian packages that are missing'
 	@echo '  install        programs to $$(PREFIX)/bin, man pages to $$(PREFIX)/share/man,'
-	@echo '                 policies to $$(PREFIX)/lib/gmemscope'
+	@echo '                 policies to $$(PREFIX)/lib/gmemscope, docs to'
+	@echo '                 $$(PREFIX)/share/doc/gmemscope, examples to $$(PREFIX)/share/gmemscope'
 	@echo '  vmlinux        regenerate vmlinux/vmlinux.h from /sys/kernel/btf/vmlinux'
 	@echo '  clean          remove $(O)/'
 	@echo 'variables: O=DIR (build dir), V=1 (show commands), TESTS=path (narrow make check)'

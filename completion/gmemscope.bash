@@ -56,7 +56,8 @@ _gmemscope()
 	--scan) COMPREPLY=($(compgen -W "iter procfs" -- "$cur")); return ;;
 	--vm-type) COMPREPLY=($(compgen -W "default sw-protected" -- "$cur")); return ;;
 	--policy|-p)
-		[[ $prev == -p && ${prog##*/} == gmemd ]] && return  # gmemd -p is --probe
+		# gmemd -p is --probe, gmemtop -p --pid
+		[[ $prev == -p && ${prog##*/} =~ ^(gmemd|gmemtop)$ ]] && return
 		local dir=${prog%/*}
 		[[ $dir == "$prog" ]] && dir=""
 		COMPREPLY=($(compgen -W "$("${dir:+$dir/}gmem-policy" list 2>/dev/null |

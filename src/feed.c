@@ -14,6 +14,7 @@
 #include "model.h"
 #include "source.h"
 #include "top.h"
+#include "vmname.h"
 
 #define FEED_TIMEOUT_MS   5000
 #define FEED_LOCAL_TICK   100 /* ms: the in-process source's timers (scans, DirectMap) */
@@ -181,6 +182,12 @@ fail:
 
 /* ---- in-process ------------------------------------------------------------------------- */
 
+/* The in-process model's namer: the same as gmemd's, at the VM's first record. */
+static void feed__model_name(void *ctx, __u32 pid, char *buf, size_t len)
+{
+	vmname__read(NULL, pid, buf, len);
+}
+
 static void local_cb(void *ctx, const struct gmem_event *e)
 {
 	struct feed *f = ctx;
@@ -193,6 +200,7 @@ static void local_cb(void *ctx, const struct gmem_event *e)
 static int feed__open_local(struct feed *f, char *err, size_t errlen)
 {
 	struct model_opts mo = {
+		.name_fn = feed__model_name,
 		.retire_after_ns = (__u64)((f->opts.retire_after > 0 ? f->opts.retire_after : 60) *
 					   1e9),
 	};
@@ -459,30 +467,8 @@ int feed__timeout_ms(const struct feed *f)
 void feed__vm_name(void *ctx, __u32 pid, char *buf, size_t len)
 {
 	struct feed *f = ctx;
-	char path[64], cmd[4096];
-	ssize_t n;
-	int fd;
 
 	buf[0] = 0;
-	if (!f->live || !pid)
-		return;
-	snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, cmd, sizeof(cmd));
-		close(fd);
-		if (n > 0 && top__cmdline_name(cmd, n, buf, len))
-			return;
-	}
-	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = read(fd, cmd, sizeof(cmd) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	cmd[n] = 0;
-	cmd[strcspn(cmd, "\n")] = 0;
-	snprintf(buf, len, "%s", cmd);
+	if (f->live)
+		vmname__read(NULL, pid, buf, len);
 }

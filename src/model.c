@@ -383,6 +383,13 @@ static struct retired_pid *model__retired(struct model *m, __u32 pid)
 	return NULL;
 }
 
+static void model__vm_name(struct model *m, struct vm_state *vm)
+{
+	vm->pub.name[0] = 0;
+	if (m->opts.name_fn && vm->pub.pid)
+		m->opts.name_fn(m->opts.name_ctx, vm->pub.pid, vm->pub.name, sizeof(vm->pub.name));
+}
+
 /*
  * The VM a record counts under, created on first sight; NULL when none may be (a late record
  * for a retired VM) or on -ENOMEM. `alive` says the record proves a live process of that pid
@@ -402,6 +409,7 @@ static int model__vm_get(struct model *m, const struct gmem_event *ev, __u32 pid
 		if (alive && vm->pub.gone) {
 			vm->pub.gone = false;
 			vm->pub.gone_ts_ns = 0;
+			model__vm_name(m, vm); /* a new process under the old pid */
 		}
 		goto found;
 	}
@@ -422,6 +430,7 @@ static int model__vm_get(struct model *m, const struct gmem_event *ev, __u32 pid
 		goto cleanup;
 	if (r)
 		r->valid = false;
+	model__vm_name(m, vm);
 found:
 	vm__touch(vm, ev);
 	*out = vm;
@@ -1262,6 +1271,7 @@ static json_t *json_vm(struct jctx *j, const struct model *m, const struct model
 	int err;
 
 	jset(j, o, "vm", json_u64(vm->pid));
+	jset(j, o, "name", json_string(vm->name));
 	jset(j, o, "gone", json_boolean(vm->gone));
 	jset(j, o, "gone_ts_ns", json_u64(vm->gone_ts_ns));
 	jset(j, o, "first_ts_ns", json_u64(vm->first_ts_ns));

@@ -27,11 +27,21 @@
 
 #include "gmem_events.h"
 #include "histo.h"
+#include "vmname.h"
 
 #define MODEL_PAGE_SIZE       4096ull /* PAGE_ALLOC/PAGE_FREE b counts pages of this size */
 #define MODEL_PENDING_DEFAULT 256     /* open conversion requests kept per VM by default */
 
+/*
+ * Names a VM when the model first meets it (a new pid, or a gone pid revived by a create: a
+ * reused pid). The model does no I/O itself: a live caller reads /proc here (vmname__read),
+ * while a replay leaves it NULL, since a recording's pids are not this host's processes.
+ */
+typedef void (*model_name_fn)(void *ctx, __u32 pid, char *buf, size_t len);
+
 struct model_opts {
+	model_name_fn name_fn; /* NULL: VMs stay unnamed ("") */
+	void *name_ctx;
 	__u64 retire_after_ns; /* how long a gone VM's series linger before model__tick drops it */
 	__u32 max_file_series; /* files whose per-file series the exporter emits; 0 = no cap */
 	__u32 max_pending;     /* open conversion requests per VM; 0 = MODEL_PENDING_DEFAULT */
@@ -129,6 +139,7 @@ struct model_vm {
 	const struct model_order_count *hugepages;
 	size_t nr_hugepages;
 
+	char name[VMNAME_LEN]; /* gmem_vm_info{vm,name}: read when first met; "" = unknown */
 	__u32 pid; /* the vm label; 0 = unknown */
 	bool gone; /* VM_EXIT seen; retired by model__tick once lingered and fileless */
 };

@@ -100,7 +100,7 @@ static size_t suffix_len(const char *name, const char *suffix)
 }
 
 /*
- * HELP and TYPE of one family. name is the sample name as in DESIGN.md; OpenMetrics names the
+ * HELP and TYPE of one family. name is the sample name as in docs/design.md; OpenMetrics names the
  * family without the _total of a counter (and the _info of an info).
  */
 static void render__family(struct render *r, const char *name, enum fam_type type,
@@ -536,12 +536,30 @@ static void render__self(struct render *r, const struct prom_extra *extra)
 	}
 }
 
+/* One series per VM the model holds, retired with it: the name is user-controlled (a VMM's
+ * command line), so it is escaped, and it never multiplies the other families' series. */
+static void render__vm_info(struct render *r)
+{
+	size_t i;
+
+	render__family(r, "gmem_vm_info", FAM_INFO,
+		       "A VM's name, read from its VMM's command line (qemu -name guest=, --name, "
+		       "--id) or else its comm when gmemscope first met the VM; empty when "
+		       "unknown. Join on vm to show names.");
+	for (i = 0; i < r->nr_vms; i++) {
+		strbuf__printf(r->out, "gmem_vm_info{vm=\"%u\",name=\"", r->vms[i]->pid);
+		prom__escape_label(r->out, r->vms[i]->name);
+		strbuf__puts(r->out, "\"} 1\n");
+	}
+}
+
 static void render__model(struct render *r)
 {
 	bool faults = r->t->by_kind[GMEM_EV_FAULT];
 	unsigned int k;
 	size_t i;
 
+	render__vm_info(r);
 	PER_VM(r, "gmem_files", FAM_GAUGE, "Live guest_memfd files.", files);
 	PER_VM(r, "gmem_files_created_total", FAM_COUNTER, "guest_memfd files created.",
 	       files_created);

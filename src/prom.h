@@ -2,7 +2,7 @@
 /*
  * prom.h - the model as Prometheus text exposition 0.0.4 or OpenMetrics 1.0.
  *
- * Every family of DESIGN.md's metric table is rendered, with HELP and TYPE even before it has
+ * Every family of docs/design.md's metric contract is rendered, with HELP and TYPE even before it has
  * samples. Where a label set is small and fixed its zeros are emitted too (every source, every
  * to x result, both owners, all page sizes), so a rate() over a series that starts later does
  * not miss its first increments. The conversion histograms are the exception: a (vm, to)

@@ -6,6 +6,7 @@
  * counters are what the next frame's rates are taken against, and a reset's baselines must
  * outlive both. VMs are kept sorted by pid so that the previous frame is found by bsearch.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -246,73 +247,72 @@ const char *top__col_name(enum top_col col, bool totals)
 	return totals ? cols[col].total_name : cols[col].rate_name;
 }
 
+/* A column's -f name: its totals header in lower case, without HUGE%'s "%". */
+static void field_name(enum top_col c, char *buf, size_t len)
+{
+	size_t i;
+
+	snprintf(buf, len, "%s", cols[c].total_name);
+	for (i = 0; buf[i]; i++)
+		buf[i] = buf[i] == '%' ? 0 : tolower((unsigned char)buf[i]);
+}
+
+static void fields_error(const char *what, const char *field, char *err, size_t errlen)
+{
+	char name[16];
+	size_t n;
+	int c;
+
+	n = snprintf(err, errlen, "-f: %s '%s'; the fields are", what, field);
+	for (c = 0; c < TOP_COL_MAX && n < errlen; c++) {
+		field_name(c, name, sizeof(name));
+		n += snprintf(err + n, errlen - n, "%s %s", c ? "," : "", name);
+	}
+}
+
+int top__parse_fields(const char *list, enum top_col *out, size_t *n, char *err, size_t errlen)
+{
+	char buf[256], name[16], *tok, *save = NULL;
+	size_t len, i;
+	int c;
+
+	*n = 0;
+	snprintf(buf, sizeof(buf), "%s", list);
+	if (!*buf || buf[strlen(buf) - 1] == ',' || *buf == ',' || strstr(buf, ",,")) {
+		fields_error("an empty field in", list, err, errlen);
+		return -EINVAL;
+	}
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		len = strlen(tok);
+		if (len > 2 && !strcmp(tok + len - 2, "/s"))
+			tok[len -= 2] = 0;
+		if (len > 1 && tok[len - 1] == '%')
+			tok[--len] = 0;
+		for (c = 0; c < TOP_COL_MAX; c++) {
+			field_name(c, name, sizeof(name));
+			if (!strcasecmp(tok, name))
+				break;
+		}
+		if (c == TOP_COL_MAX) {
+			fields_error("no field", tok, err, errlen);
+			return -EINVAL;
+		}
+		for (i = 0; i < *n; i++) {
+			if (out[i] == (enum top_col)c) {
+				fields_error("twice the field", tok, err, errlen);
+				return -EINVAL;
+			}
+		}
+		if (*n >= TOP_COL_MAX)
+			return -EINVAL; /* not reached: a field twice is refused first */
+		out[(*n)++] = c;
+	}
+	return 0;
+}
+
 const char *top__ctr_key(enum top_ctr c)
 {
 	return c < TOP_C_MAX ? ctrs[c].key : "?";
-}
-
-/* qemu's option values: "a,b=c": commas doubled to escape. Takes guest= or the bare first. */
-static bool qemu_value_name(const char *v, char *out, size_t outlen)
-{
-	char part[256];
-	size_t n = 0;
-	bool first = true;
-
-	for (;; v++) {
-		if (*v == ',' && v[1] == ',') {
-			if (n + 1 < sizeof(part))
-				part[n++] = ',';
-			v++;
-			continue;
-		}
-		if (*v && *v != ',') {
-			if (n + 1 < sizeof(part))
-				part[n++] = *v;
-			continue;
-		}
-		part[n] = 0;
-		if (!strncmp(part, "guest=", 6) && part[6]) {
-			snprintf(out, outlen, "%s", part + 6);
-			return true;
-		}
-		if (first && n && !strchr(part, '=')) {
-			snprintf(out, outlen, "%s", part);
-			return true;
-		}
-		first = false;
-		n = 0;
-		if (!*v)
-			return false;
-	}
-}
-
-bool top__cmdline_name(const char *cmdline, size_t len, char *out, size_t outlen)
-{
-	static const char *const opts[] = { "-name", "--name", "--id" };
-	const char *p = cmdline, *end = cmdline + len, *arg, *val;
-	size_t i, k;
-
-	while (p < end) {
-		arg = p;
-		p = memchr(p, 0, end - p);
-		if (!p)
-			return false; /* not NUL-terminated: a truncated read */
-		p++;
-		for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-			k = strlen(opts[i]);
-			if (strncmp(arg, opts[i], k))
-				continue;
-			if (arg[k] == '=')
-				val = arg + k + 1;
-			else if (!arg[k] && p < end && memchr(p, 0, end - p))
-				val = p;
-			else
-				continue;
-			if (qemu_value_name(val, out, outlen))
-				return true;
-		}
-	}
-	return false;
 }
 
 /* ---- frames ------------------------------------------------------------------------------ */
@@ -418,6 +418,9 @@ static int vm_from_json(struct top_vm *v, json_t *o)
 
 	memset(v, 0, sizeof(*v));
 	v->pid = ju(o, "vm");
+	/* the server's name, read when it met the VM: a VM gone by now keeps it */
+	snprintf(v->name, sizeof(v->name), "%s",
+		 json_string_value(json_object_get(o, "name")) ?: "");
 	v->gone = json_is_true(json_object_get(o, "gone"));
 	v->files = ju(o, "files");
 	r[TOP_C_ALLOC_USER] = ju2(o, "pages_allocated", "user_fault");
@@ -581,12 +584,44 @@ static void free_vms(struct top_vm *vms, size_t n)
 
 /* ---- rows: filter and sort ----------------------------------------------------------------- */
 
+bool top__col_is_counter(enum top_col c)
+{
+	return col_ctr(c) >= 0;
+}
+
+/* -z: every counter column shown reads 0 (rates, or totals with t). Rates not known yet are
+ * not zeros: the first frame keeps every row. */
+static bool row_zero(const struct top *t, const struct top_vm *v)
+{
+	size_t i, n = t->opts.nr_fields ? t->opts.nr_fields : TOP_COL_MAX;
+	enum top_col c;
+	int k;
+
+	if (!t->totals && !v->rated)
+		return false;
+	for (i = 0; i < n; i++) {
+		c = t->opts.nr_fields ? t->opts.fields[i] : (enum top_col)i;
+		k = col_ctr(c);
+		if (k < 0)
+			continue;
+		if (t->totals ? sub0(v->raw[k], v->base[k]) != 0 : v->rate[k] != 0)
+			return false;
+	}
+	return true;
+}
+
 static bool filter_match(const struct top *t, const struct top_vm *v)
 {
 	const char *f = t->filter, *p;
 	char *end;
 	bool numeric = true;
 
+	if (t->opts.only_pid && v->pid != t->opts.only_pid)
+		return false;
+	if (t->opts.only_name && strcmp(v->name, t->opts.only_name))
+		return false;
+	if (t->opts.skip_zero && row_zero(t, v))
+		return false;
 	if (!*f)
 		return true;
 	for (p = f; *p; p++)
@@ -853,14 +888,15 @@ int top__update(struct top *t, json_t *snap)
 
 		old = find_vm(t->vms, t->nr_vms, v->pid);
 		if (!old) {
-			if (t->opts.name_fn)
+			if (!v->name[0] && t->opts.name_fn)
 				t->opts.name_fn(t->opts.name_ctx, v->pid, v->name, sizeof(v->name));
 			if (!v->name[0])
 				snprintf(v->name, sizeof(v->name), "?");
 			vm_derive(v);
 			continue;
 		}
-		memcpy(v->name, old->name, sizeof(v->name));
+		if (!v->name[0])
+			memcpy(v->name, old->name, sizeof(v->name));
 		memcpy(v->base, old->base, sizeof(v->base));
 		memcpy(v->conv_base, old->conv_base, sizeof(v->conv_base));
 		memcpy(v->e2e_base, old->e2e_base, sizeof(v->e2e_base));
@@ -1998,6 +2034,30 @@ unsigned int top__key(struct top *t, int key)
 
 /* ---- batch output ------------------------------------------------------------------------ */
 
+/* A batch line of -f's columns, in its order, widths as the table's. */
+static void fields_line(const struct top *t, char *out, size_t outlen,
+			void (*get)(const struct top *, const void *, enum top_col, char *, size_t),
+			const void *arg)
+{
+	char text[64];
+	size_t pos = 0, i;
+	enum top_col c;
+	int n;
+
+	out[0] = 0;
+	for (i = 0; i < t->opts.nr_fields; i++) {
+		c = t->opts.fields[i];
+		get(t, arg, c, text, sizeof(text));
+		n = snprintf(out + pos, outlen - pos, cols[c].left ? "%-*.*s " : "%*.*s ",
+			     cols[c].width, cols[c].left ? cols[c].width : (int)sizeof(text), text);
+		if (n < 0 || (size_t)n >= outlen - pos)
+			break;
+		pos += n;
+	}
+	while (pos && out[pos - 1] == ' ')
+		out[--pos] = 0;
+}
+
 int top__print_text(const struct top *t, const char *stamp, struct strbuf *out)
 {
 	const struct top_host *h = &t->host;
@@ -2014,11 +2074,18 @@ int top__print_text(const struct top *t, const char *stamp, struct strbuf *out)
 		       "1G %s  probes %u live %u unavailable\n", stamp ? stamp : "", h->server,
 		       t->nr_vms, ev, (unsigned long long)sub0(h->drops, h->drops_base), d[0],
 		       d[1], d[2], h->probes_live, h->probes_unavailable);
-	table_line(t, line, sizeof(line), TOP_COL_FROZEN, -1, header_cell, NULL, NULL, NULL);
+	if (t->opts.nr_fields)
+		fields_line(t, line, sizeof(line), header_cell, NULL);
+	else
+		table_line(t, line, sizeof(line), TOP_COL_FROZEN, -1, header_cell, NULL, NULL,
+			   NULL);
 	strbuf__printf(out, "%s\n", line);
 	for (i = 0; i < t->nr_rows; i++) {
-		table_line(t, line, sizeof(line), TOP_COL_FROZEN, -1, row_cell,
-			   &t->vms[t->rows[i]], NULL, NULL);
+		if (t->opts.nr_fields)
+			fields_line(t, line, sizeof(line), row_cell, &t->vms[t->rows[i]]);
+		else
+			table_line(t, line, sizeof(line), TOP_COL_FROZEN, -1, row_cell,
+				   &t->vms[t->rows[i]], NULL, NULL);
 		strbuf__printf(out, "%s\n", line);
 	}
 	return out->err;

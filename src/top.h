@@ -29,8 +29,9 @@
 #include "gmem_events.h"
 #include "histo.h"
 #include "strbuf.h"
+#include "vmname.h"
 
-#define TOP_NAME_LEN    48
+#define TOP_NAME_LEN    VMNAME_LEN
 #define TOP_LINE_MAX    512 /* the widest line a view draws; wider screens are cut here */
 #define TOP_FILTER_LEN  64
 #define TOP_EVENTS_MAX  256 /* recent events kept for the drill-down */
@@ -232,6 +233,13 @@ struct top_opts {
 	void *name_ctx;
 	__s64 mono_to_real_ns; /* added to an event's ts_ns for wall-clock times; 0 = show raw */
 	const char *source;    /* how we read, for the header: "socket /run/...", "in-process" */
+	/* kvm_stat's selections, on top of the interactive filter */
+	__u32 only_pid;         /* -p: this VM only; 0 = any */
+	const char *only_name;  /* -g: VMs named exactly this; NULL = any */
+	bool skip_zero;         /* -z: leave out rows whose counter columns shown are all 0 */
+	/* -f: the batch text table's columns, in this order; nr_fields 0 = every column */
+	enum top_col fields[TOP_COL_MAX];
+	size_t nr_fields;
 };
 
 struct top;
@@ -296,10 +304,16 @@ int top__print_text(const struct top *t, const char *stamp, struct strbuf *out);
 int top__print_csv(const struct top *t, const char *stamp, struct strbuf *out, bool header);
 json_t *top__to_json(const struct top *t);
 
+/*
+ * -f's list ("pid,name,uflt"): column names as the totals header prints them, any case, with
+ * a rate's "/s" or HUGE%'s "%" allowed. 0, or -EINVAL with err naming the bad field and every
+ * valid one (a field twice, or an empty list, is bad too).
+ */
+int top__parse_fields(const char *list, enum top_col *out, size_t *n, char *err, size_t errlen);
+/* True when a column shows a counter (a rate, or a total with -t): what -z looks at. */
+bool top__col_is_counter(enum top_col c);
+
 /* Helpers, exposed for tests. */
-/* A guest's name from a VMM's NUL-separated command line (qemu -name, lkvm --name,
- * firecracker --id); false when it names none. */
-bool top__cmdline_name(const char *cmdline, size_t len, char *out, size_t outlen);
 /* Bytes as "0", "512B", "96K", "4M", "1.5G": exact whenever a unit divides it and 5 digits
  * hold it. */
 void top__fmt_bytes(char *buf, size_t len, __u64 bytes);

@@ -300,8 +300,9 @@ class Gmemd:
 class Load:
     """gmem-load in the background; its JSON lines are the ground truth, by phase."""
 
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([GMEM_LOAD, *args], stdout=subprocess.PIPE,
+    def __init__(self, *args, exe=GMEM_LOAD):
+        """exe: gmem-load or a link to it, whose name becomes the VMs' comm."""
+        self.proc = subprocess.Popen([exe, *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.phases = {}
 
@@ -342,8 +343,8 @@ class Load:
             return "?"
 
 
-def run_load(*args, timeout=120):
-    p = subprocess.run([GMEM_LOAD, *args], capture_output=True, text=True, timeout=timeout)
+def run_load(*args, timeout=120, exe=GMEM_LOAD):
+    p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
     _skip_if_unsupported(p.returncode, p.stderr)
     assert p.returncode == 0, f"gmem-load {' '.join(args)} failed ({p.returncode}): {p.stderr}"
     lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]

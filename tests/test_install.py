@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 """make install: the programs land on a PATH and still find their policies and probes there
 (a user types `gmemtop`, not build/bin/gmemtop)."""
+import json
 import os
 import re
 import shutil
@@ -40,6 +41,8 @@ def test_install_then_run_from_the_prefix():
                              "PREFIX=/usr", "uninstall"], capture_output=True, text=True,
                             timeout=60)
         assert un.returncode == 0 and not os.path.exists(os.path.join(bindir, "gmemd"))
+        for gone in ("share/gmemscope", "share/doc/gmemscope"):
+            assert not os.path.exists(os.path.join(dest, "usr", gone)), gone
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
@@ -91,6 +94,42 @@ def test_man_page_is_installed_and_agrees_with_help(installed, prog):
         if ex.startswith("  "):
             assert "$ " + " ".join(ex.split()) in "\n".join(
                 " ".join(ln.split()) for ln in examples.splitlines()), (ex, examples)
+
+
+def test_docs_examples_and_dashboard_installed(installed):
+    """LIVE: make install (DESTDIR, PREFIX=/usr) puts docs/ in share/doc/gmemscope, the
+    Prometheus examples and the Grafana dashboard in share/gmemscope, byte for byte; the
+    installed scrape config still finds its rules (promtool), the dashboard is JSON, and the
+    installed gmemd --help names the design notes where they now are. (Uninstalling them is
+    checked by test_install_then_run_from_the_prefix.)"""
+    share = os.path.join(installed, "usr", "share")
+    want = {os.path.join("doc", "gmemscope", f): os.path.join(ROOT, "docs", f)
+            for f in os.listdir(os.path.join(ROOT, "docs")) if f.endswith(".md")}
+    for sub, ext in (("prometheus", ".yml"), ("grafana", ".json")):
+        src = os.path.join(ROOT, "examples", sub)
+        want.update({os.path.join("gmemscope", sub, f): os.path.join(src, f)
+                     for f in os.listdir(src) if f.endswith(ext)})
+    assert {os.path.join("doc", "gmemscope", "design.md"),
+            os.path.join("gmemscope", "grafana", "gmemscope.json"),
+            os.path.join("gmemscope", "prometheus", "prometheus.yml"),
+            os.path.join("gmemscope", "prometheus", "gmemscope-rules.yml")} <= set(want)
+    for rel, src in want.items():
+        with open(os.path.join(share, rel), "rb") as a, open(src, "rb") as b:
+            assert a.read() == b.read(), rel
+    got = {os.path.relpath(os.path.join(d, f), share) for sub in ("gmemscope", "doc/gmemscope")
+           for d, _, fs in os.walk(os.path.join(share, sub)) for f in fs}
+    assert got == set(want), got ^ set(want)
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    p = subprocess.run([promtool, "check", "config",
+                        os.path.join(share, "gmemscope", "prometheus", "prometheus.yml")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "SUCCESS: 1 rule files found" in p.stdout + p.stderr, \
+        p.stdout + p.stderr
+    assert json.load(open(os.path.join(share, "gmemscope", "grafana", "gmemscope.json")))["panels"]
+    h = subprocess.run([os.path.join(installed, "usr", "bin", "gmemd"), "--help"],
+                       capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"),
+                       timeout=30)
+    assert "/usr/share/doc/gmemscope/design.md lists them all" in h.stdout, h.stdout
 
 
 COMPLETE = r'''

@@ -33,7 +33,13 @@
 #include "source.h"
 #include "server.h"
 #include "kvmstats.h"
+#include "vmname.h"
 #include "webconfig.h"
+
+/* where make install puts docs/ (the Makefile passes its DOCDIR) */
+#ifndef GMEMSCOPE_DOCDIR
+#define GMEMSCOPE_DOCDIR "/usr/local/share/doc/gmemscope"
+#endif
 
 static struct env {
 	const char *listen;
@@ -86,8 +92,10 @@ static const char doc[] =
 	"  gmemd --listen 0.0.0.0:9477 --web.config.file /etc/gmemscope/web.yml\n"
 	"\v"
 	"The last example serves all interfaces over HTTPS with basic auth. The vm label is the "
-	"VMM's pid (kvm->stats_id), gmem is the file's inode; the HELP lines of /metrics explain "
-	"every metric.\n"
+	"VMM's pid (kvm->stats_id), gmem is the file's inode, and gmem_vm_info{vm,name} names "
+	"each VM. The HELP lines of /metrics explain every metric; " GMEMSCOPE_DOCDIR
+	"/design.md lists them all with their labels (the metric contract) and says how the "
+	"pieces fit.\n"
 	"\n"
 	"SIGNALS: SIGINT and SIGTERM stop gmemd cleanly; it removes its socket if the socket is "
 	"still its own. SIGHUP reloads --web.config.file (a renewed certificate, changed users); a "
@@ -457,6 +465,13 @@ static int print_probe(void)
 	return cli__print_coverage(&lo, env.json, "gmemd");
 }
 
+/* Names a VM when the model first meets it (its create or discovery), so a VM gone by the next
+ * scrape keeps its name in gmem_vm_info and the snapshots. */
+static void name_vm(void *ctx, __u32 pid, char *buf, size_t len)
+{
+	vmname__read(NULL, pid, buf, len);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct argp argp = { opts, parse_arg, NULL, doc, cli__std_children, NULL, NULL };
@@ -507,6 +522,7 @@ int main(int argc, char **argv)
 	vo.socket_gid = env.socket_gid;
 	vo.model.retire_after_ns = (__u64)(env.retire_after * 1e9);
 	vo.model.max_file_series = env.max_file_series;
+	vo.model.name_fn = name_vm;
 	e = server__open(&srv, &vo, err, sizeof(err));
 	if (e) {
 		fprintf(stderr, "gmemd: %s\n", err);

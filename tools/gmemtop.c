@@ -51,6 +51,11 @@ static struct env {
 	bool verbose;
 	bool no_fentry;
 	const char *filter;
+	bool once;
+	__u32 pid;
+	const char *guest;
+	bool skip_zero;
+	const char *fields;
 } env = {
 	.mode = FEED_AUTO,
 	.delay = 1.0,
@@ -68,19 +73,29 @@ static const char doc[] =
 	"shows every key.\n"
 	"\n"
 	"USAGE: gmemtop [--socket PATH | --in-process] [-d SECONDS]\n"
-	"       gmemtop -b [--format text|csv|json] [-n COUNT] [-t]\n"
+	"               [-p PID | -g NAME] [-z]\n"
+	"       gmemtop -b [--format text|csv|json] [-n COUNT] [-t] [-f FIELDS]\n"
+	"       gmemtop --once [-d SECONDS] [-f FIELDS] ...\n"
 	"\n"
 	"EXAMPLES:\n"
 	"  gmemtop                          # live, from gmemd or in-process\n"
 	"  gmemtop -d 2                     # refresh every 2 s\n"
 	"  gmemtop --socket /tmp/replay.sock   # a recording served by gmemtrace replay\n"
 	"  gmemtop -b -n 10 -d 1            # 10 text snapshots, like kvm_stat -l\n"
+	"  gmemtop --once -z                # busy VMs' rates over 1 s (kvm_stat -1)\n"
+	"  gmemtop --once -g db01 -f pid,name,popul,uflt,gflt\n"
 	"  gmemtop -b --format csv -t       # CSV of totals for a log, until Ctrl-C\n"
 	"  gmemtop --once -j | jq '.vms[] | {pid, populated_bytes}'\n"
 	"\v"
 	"Batch output: text (the table), csv (one row per VM per snapshot, totals and rates), "
-	"json (one object per snapshot and line). Rates need two snapshots: the first has none "
-	"(\"-\", empty, null).\n"
+	"json (one object per snapshot and line). Rates need two snapshots: with -b the first "
+	"has none (\"-\", empty, null); --once waits one interval and prints the second.\n"
+	"\n"
+	"FIELDS for -f are the text table's columns, named as the totals header names them: "
+	"pid, name, files, gmem, popul, uflt, gflt, falc, popl, othr, punch, free, conv, "
+	"convp50, convp99, dmap, rmp, tdx, split, exits, huge. -z leaves out a VM whose counter "
+	"columns shown (rates, or totals with -t) are all zero; the columns of gauges (files, "
+	"gmem, popul, huge) and latencies do not count.\n"
 	"\n"
 	"EXIT STATUS: 0 quit with q, Ctrl-C, or the snapshots asked for printed; 1 no data "
 	"source could be opened (no socket answers, or the probes could not load) or it failed "
@@ -95,18 +110,24 @@ enum {
 	OPT_FILTER,
 };
 
+
 static const struct argp_option opts[] = {
 	{ "socket", 's', "PATH", 0,
 	  "Read this control socket (gmemd or gmemtrace replay); fail if none answers", 0 },
 	{ "in-process", OPT_LOCAL, NULL, 0, "Run the probes here even if gmemd runs", 0 },
 	{ "delay", 'd', "SECONDS", 0, "Refresh interval (default 1)", 0 },
 	{ "batch", 'b', NULL, 0, "Print snapshots instead of the dashboard", 0 },
-	{ "once", OPT_ONCE, NULL, 0, "Batch mode, one snapshot (-b -n 1)", 0 },
+	{ "once", OPT_ONCE, NULL, 0,
+	  "Batch mode: wait one interval and print one snapshot, with rates (kvm_stat -1)", 0 },
 	{ "format", OPT_FORMAT, "FMT", 0, "Batch output: text (default), csv or json", 0 },
 	{ "json", 'j', NULL, 0, "Batch output as JSON lines (--format json)", 0 },
 	{ "iterations", 'n', "COUNT", 0, "Stop after COUNT snapshots", 0 },
 	{ "totals", 't', NULL, 0, "Show totals since start instead of rates", 0 },
 	{ "filter", OPT_FILTER, "TEXT", 0, "Only VMs whose name contains TEXT, or these pids", 0 },
+	{ "pid", 'p', "PID", 0, "Only the VM of this VMM pid", 0 },
+	{ "guest", 'g', "NAME", 0, "Only VMs named exactly NAME (the NAME column)", 0 },
+	{ "fields", 'f', "FIELDS", 0, "Batch text: these columns in this order", 0 },
+	{ "skip-zero", 'z', NULL, 0, "Leave out VMs whose counters shown are all zero", 0 },
 	{ "no-color", OPT_NO_COLOR, NULL, 0, "No colours (also when NO_COLOR is set)", 0 },
 	{ "no-fentry", OPT_NO_FENTRY, NULL, 0, "In-process: do not try the fentry tier", 0 },
 	{ "verbose", 'v', NULL, 0, "In-process: show libbpf's log", 0 },
@@ -115,12 +136,16 @@ static const struct argp_option opts[] = {
 
 /* Options given, for refusing combinations that contradict each other. */
 static struct {
-	bool socket, local, once, iterations, json, format;
+	bool socket, local, once, iterations, json, format, batch, filter;
 	int format_value;
 } given;
 
+static enum top_col fields[TOP_COL_MAX];
+static size_t nr_fields;
+
 static error_t parse_arg(int key, char *arg, struct argp_state *state)
 {
+	unsigned long ul;
 	char *end;
 
 	switch (key) {
@@ -143,11 +168,35 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case 'b':
 		env.batch = true;
+		given.batch = true;
 		break;
 	case OPT_ONCE:
 		env.batch = true;
-		env.count = 1;
+		env.once = true;
 		given.once = true;
+		break;
+	case 'p':
+		errno = 0;
+		ul = strtoul(arg, &end, 10);
+		if (errno || end == arg || *end || arg[0] == '-' || !ul || ul > UINT32_MAX)
+			argp_error(state, "--pid: '%s' is not a pid", arg);
+		env.pid = ul;
+		break;
+	case 'g':
+		if (!*arg)
+			argp_error(state, "--guest: an empty name");
+		env.guest = arg;
+		break;
+	case 'f': {
+		char ferr[512];
+
+		if (top__parse_fields(arg, fields, &nr_fields, ferr, sizeof(ferr)))
+			argp_error(state, "%s", ferr);
+		env.fields = arg;
+		break;
+	}
+	case 'z':
+		env.skip_zero = true;
 		break;
 	case OPT_FORMAT:
 		if (!strcmp(arg, "text"))
@@ -177,6 +226,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_FILTER:
 		env.filter = arg;
+		given.filter = true;
 		break;
 	case OPT_NO_COLOR:
 		env.no_color = true;
@@ -200,6 +250,25 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		if (given.json && given.format && given.format_value != FMT_JSON)
 			argp_error(state, "-j is --format json: it contradicts --format %s",
 				   given.format_value == FMT_CSV ? "csv" : "text");
+		if (env.pid && env.guest)
+			argp_error(state, "-p picks one VM by pid, -g VMs by name: give one");
+		if ((env.pid || env.guest) && given.filter)
+			argp_error(state, "--filter also picks VMs: give it or %s, not both",
+				   env.pid ? "-p" : "-g");
+		if (env.fields && env.format != FMT_TEXT)
+			argp_error(state, "-f picks the text table's columns; csv and json carry "
+				   "every field: give -f or --format %s",
+				   env.format == FMT_CSV ? "csv" : "json");
+		if (env.skip_zero && nr_fields) {
+			size_t i;
+			bool counter = false;
+
+			for (i = 0; i < nr_fields; i++)
+				counter |= top__col_is_counter(fields[i]);
+			if (!counter)
+				argp_error(state, "-z leaves out rows whose counters are zero, but -f "
+					   "'%s' shows no counter", env.fields);
+		}
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -304,7 +373,10 @@ static int run_batch(struct feed *feed, struct top *t, int sig_fd)
 	json_t *o;
 	int e, ret = 0;
 
-	for (i = 0; !env.count || i < env.count; i++) {
+	/* --once: a first snapshot to take rates against, one interval, the one printed */
+	unsigned long count = env.once ? 2 : env.count, printed = 0;
+
+	for (i = 0; !count || i < count; i++) {
 		if (i) {
 			e = feed_wait(feed, sig_fd, next);
 			if (e)
@@ -316,16 +388,18 @@ static int run_batch(struct feed *feed, struct top *t, int sig_fd)
 			ret = 1;
 			break;
 		}
+		if (env.once && !i)
+			continue;
 		strbuf__reset(&sb);
 		stamp_now(stamp, sizeof(stamp));
 		switch (env.format) {
 		case FMT_TEXT:
-			if (i)
+			if (printed)
 				strbuf__putc(&sb, '\n');
 			top__print_text(t, stamp, &sb);
 			break;
 		case FMT_CSV:
-			top__print_csv(t, stamp, &sb, i == 0);
+			top__print_csv(t, stamp, &sb, printed == 0);
 			break;
 		case FMT_JSON:
 			o = top__to_json(t);
@@ -341,6 +415,7 @@ static int run_batch(struct feed *feed, struct top *t, int sig_fd)
 			}
 			break;
 		}
+		printed++;
 		if (sb.err || fputs(strbuf__str(&sb), stdout) < 0 || fflush(stdout)) {
 			if (sb.err)
 				fprintf(stderr, "gmemtop: out of memory\n");
@@ -619,6 +694,11 @@ int main(int argc, char **argv)
 	/* not a terminal: the dashboard has nowhere to go; print what it would show */
 	if (!env.batch && (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO)))
 		env.batch = true;
+	if (env.fields && !env.batch) {
+		fprintf(stderr, "gmemtop: -f picks the batch table's columns: add -b or --once "
+				"(the dashboard scrolls its columns with < and >)\n");
+		return CLI_EX_USAGE;
+	}
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -647,6 +727,11 @@ int main(int argc, char **argv)
 	to.name_ctx = feed;
 	to.mono_to_real_ns = feed__live(feed) ? mono_to_real_ns() : 0;
 	to.source = feed__describe(feed);
+	to.only_pid = env.pid;
+	to.only_name = env.guest;
+	to.skip_zero = env.skip_zero;
+	memcpy(to.fields, fields, sizeof(fields));
+	to.nr_fields = nr_fields;
 	t = top__new(&to);
 	if (!t) {
 		fprintf(stderr, "gmemtop: out of memory\n");

@@ -25,12 +25,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gmemtest import GMEMD, ROOT, Gmemd, Load, Metrics, free_port, losses_counted, parse_prom, \
-    require_live, run_load, stop_process, wait_until
+from gmemtest import GMEM_LOAD, GMEMD, ROOT, Gmemd, Load, Metrics, free_port, losses_counted, \
+    parse_prom, require_live, run_load, stop_process, wait_until
 
 PAGE = 4096
 SOURCES = ("user_fault", "guest_fault", "fallocate", "populate", "other")
 EXAMPLES = os.path.join(ROOT, "examples", "prometheus")
+DASHBOARD = os.path.join(ROOT, "examples", "grafana", "gmemscope.json")
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 OM_ACCEPT = "application/openmetrics-text; version=1.0.0"
@@ -221,13 +222,13 @@ DESIGN_FAMILIES = ("gmem_files", "gmem_files_created_total", "gmem_files_release
                    "gmem_tdx_transitions_total", "gmem_hugepage_splits_total",
                    "gmem_hugepage_merges_total", "gmemscope_probe_info",
                    "gmemscope_events_total", "gmemscope_events_dropped_total",
-                   "gmemscope_file_series_capped")
+                   "gmemscope_file_series_capped", "gmem_vm_info")
 
 
 @pytest.mark.parametrize("om", [False, True], ids=["text-0.0.4", "openmetrics"])
 def test_help_type_every_family_exact_integers(gmemd, loads, om):
     """LIVE: in both formats every sample belongs to a family with exactly one HELP and one
-    TYPE; every family of DESIGN.md's table is there (with HELP and TYPE even before it has
+    TYPE; every family of docs/design.md's contract is there (with HELP and TYPE even before it has
     samples); counts and bytes are integers written out in full, equal to the truth."""
     vms, _ = lingering(loads, "--vms", "1", "--files", "2", "--file-size", "64M",
                        "--user-touch", "3000", "--fallocate", "5000", "--punch", "7",
@@ -322,6 +323,90 @@ def test_idle_vm_series_count(gmemd, loads):
     assert "gmem_conversions_total" not in mine
 
 
+# A VMM name with what a label must escape (quote, backslash) and a byte that is not UTF-8;
+# within comm's 15 bytes. As a file name: gmem-load started through a link of that name.
+ODD_NAME = b'db"01\\x\xff'
+ODD_SHOWN = 'db"01\\x?'  # what gmemd names it: the bad byte replaced
+ODD_LABEL = 'db\\"01\\\\x?'  # and how the exposition writes that label
+
+
+def named_gmem_load(tmp_path, name):
+    """A link to gmem-load whose (bytes) name becomes its VMs' comm."""
+    link = os.path.join(os.fsencode(str(tmp_path)), name)
+    os.symlink(os.fsencode(GMEM_LOAD), link)
+    return link
+
+
+def vm_info_lines(text):
+    """{vm: the raw (escaped) name label} of gmem_vm_info; one series per vm."""
+    out = {}
+    for vm, name in re.findall(r'^gmem_vm_info\{vm="(\d+)",name="((?:[^"\\]|\\.)*)"\} 1$',
+                               text, re.M):
+        assert vm not in out, f"two gmem_vm_info series for vm {vm}"
+        out[vm] = name
+    return out
+
+
+def test_vm_info_names_every_vm_escaped_and_outlives_the_process(gmemd, loads, tmp_path):
+    """LIVE: gmem_vm_info{vm,name} 1 has one series per VM in the model, named from the VMM's
+    comm (its command line names no guest) with the quote and backslash escaped and a non-UTF-8
+    byte replaced; promtool accepts it; the snapshot carries the same name. VMs that exit
+    before the next scrape keep their name (read at create, not at scrape), and their series
+    goes when the VM retires."""
+    vms, _ = lingering(loads, "--vms", "2", "--user-touch", "2")
+    odd = Load("--vms", "1", "--user-touch", "2", "--linger", "60",
+               exe=named_gmem_load(tmp_path, ODD_NAME))
+    loads.append(odd)
+    odd_vms = odd.wait_phase("done")["vms"]
+    check_exact(gmemd, vms + odd_vms)
+    _, _, text = scrape(gmemd.port)
+    info = vm_info_lines(text)
+    for v in vms:
+        assert info[str(v["pid"])] == "gmem-load", info
+    assert info[str(odd_vms[0]["pid"])] == ODD_LABEL, info
+    # one series per VM the model holds, no more
+    assert set(info) == {dict(ls)["vm"] for (n, ls) in parse_prom(text)[0] if n == "gmem_files"}
+    rc, out = promtool("check", "metrics", stdin=text)
+    assert rc == 0 and out.strip() == "", out
+    snap = {v["vm"]: v for v in gmemd.call({"cmd": "snapshot"})["model"]["vms"]}
+    assert snap[odd_vms[0]["pid"]]["name"] == ODD_SHOWN
+    assert snap[vms[0]["pid"]]["name"] == "gmem-load"
+
+    # short-lived: the VMs live half a second, and are gone before the scrape. (A VMM gone
+    # before gmemd reads its first record, within ~100 ms, cannot be named from /proc.)
+    short = run_load("--vms", "2", "--user-touch", "1", "--linger", "0.5",
+                     exe=named_gmem_load(tmp_path, b"short-vm"))["exit"]["vms"]
+    for v in short:
+        assert not os.path.exists(f"/proc/{v['pid']}")
+    gmemd.scan()
+    info = vm_info_lines(scrape(gmemd.port)[2])
+    for v in short:
+        assert info.get(str(v["pid"])) == "short-vm", info
+
+
+def test_vm_info_retires_with_the_vm(loads, tmp_path):
+    """LIVE: a VM's gmem_vm_info series goes when the VM retires (--retire-after 1), like its
+    other series, so names add one series per live VM and no more."""
+    require_live()
+    d = Gmemd("--retire-after", "1")
+    try:
+        ld = Load("--vms", "1", "--user-touch", "1", "--linger", "60",
+                  exe=named_gmem_load(tmp_path, b"retiring"))
+        loads.append(ld)
+        pid = str(ld.wait_phase("done")["vms"][0]["pid"])
+        wait_until(lambda: vm_info_lines(d.metrics_text()).get(pid) == "retiring",
+                   timeout=15, what="the VM's gmem_vm_info")
+        ld.resume()
+        ld.finish()
+        d.scan()
+        wait_until(lambda: pid not in vm_info_lines(d.metrics_text()), timeout=15,
+                   what="the retired VM's gmem_vm_info gone")
+        m = d.metrics()
+        assert not m.has("gmem_files", vm=pid) and not m.has("gmem_vm_info", vm=pid)
+    finally:
+        assert d.stop() == 0, d.output()
+
+
 def test_openmetrics_negotiation(gmemd, loads):
     """LIVE: an OpenMetrics Accept (Prometheus's own header too) gets OpenMetrics 1.0 ending in
     one `# EOF`; anything else gets text 0.0.4 without it; both carry the same samples."""
@@ -367,8 +452,9 @@ class Prometheus:
         self.dir = tempfile.mkdtemp(prefix="gmem-prom-")
         self.port = free_port()
         cfg = config or open(os.path.join(EXAMPLES, "prometheus.yml")).read()
+        targets = "', '".join([target] if isinstance(target, str) else target or [])
         for old, new in (() if config else
-                         (("targets: ['localhost:9477']", f"targets: ['{target}']"),
+                         (("targets: ['localhost:9477']", f"targets: ['{targets}']"),
                          ("scrape_interval: 15s", "scrape_interval: 1s"),
                          ("evaluation_interval: 15s", "evaluation_interval: 1s"),
                          ("scrape_timeout: 10s", "scrape_timeout: 1s"))):
@@ -506,6 +592,99 @@ def test_real_prometheus_scrapes_exact_values(gmemd, loads):
         prom.stop()
 
 
+def dashboard_exprs(doc):
+    """Every PromQL expression of a Grafana dashboard: its panels' targets, rows' too."""
+    out = []
+
+    def walk(panels):
+        for p in panels:
+            out.extend(t["expr"] for t in p.get("targets", []))
+            walk(p.get("panels", []))
+    walk(doc["panels"])
+    return out
+
+
+def test_grafana_dashboard_every_query_returns_data(gmemd, loads, tmp_path):
+    """LIVE and CONSTRUCTED: every PromQL expression of examples/grafana/gmemscope.json, run
+    through a real Prometheus's query API, returns data with a finite value. Prometheus scrapes
+    gmemd while gmem-load runs named VMs (every allocation source, punches, refused
+    conversions, secretmem), and gmemtrace replay serving the constructed scenarios for what
+    this kernel cannot produce (conversion histograms, SNP RMP, TDX, huge-page splits), the
+    conversions paced over a few seconds so that rate() sees them. The dashboard is standard
+    Grafana JSON on a Prometheus datasource variable, and gmem_vm_info's name reaches
+    Prometheus unescaped, the same string gmemd read."""
+    from test_gmemtrace import GMEMTRACE, Replay
+    doc = json.load(open(DASHBOARD))
+    assert doc["templating"]["list"][0] == {**doc["templating"]["list"][0], "name": "datasource",
+                                            "type": "datasource", "query": "prometheus"}
+    ids = []
+
+    def panels(ps):
+        for p in ps:
+            ids.append(p["id"])
+            assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24, p["title"]
+            if p["type"] != "row":
+                assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            panels(p.get("panels", []))
+    panels(doc["panels"])
+    assert len(ids) == len(set(ids))
+    exprs = dashboard_exprs(doc)
+    assert len(exprs) >= 20 and all("$" not in e for e in exprs), exprs
+
+    odd = Load("--vms", "2", "--files", "2", "--user-touch", "10", "--guest-touch", "6",
+               "--fallocate", "4", "--punch", "2", "--convert", "2", "--secret-pages", "3",
+               "--linger", "120", exe=named_gmem_load(tmp_path, ODD_NAME))
+    loads.append(odd)
+    vms = odd.wait_phase("done")["vms"]
+    check_exact(gmemd, vms)
+    recs = {}
+    for scen in ("private-mem-conversions", "snp-boot", "tdx-guest", "hugepage-splits"):
+        recs[scen] = str(tmp_path / f"{scen}.gmtr")
+        p = subprocess.run([GMEMTRACE, "synth", scen, "-o", recs[scen]], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+    replays = [Replay(recs[s], "--max") for s in ("snp-boot", "tdx-guest", "hugepage-splits")]
+    paced_port = free_port()
+    prom = None
+    try:
+        prom = Prometheus([f"127.0.0.1:{gmemd.port}", f"127.0.0.1:{paced_port}"] +
+                          [f"127.0.0.1:{r.port}" for r in replays], rules=False)
+        # the scenario's conversions (its first 7 ms) stretched over 7 s, Prometheus scraping
+        replays.append(Replay(recs["private-mem-conversions"], "--speed", "0.001",
+                              port=paced_port))
+        missing = {}
+
+        def all_have_data():
+            missing.clear()
+            for e in exprs:
+                res = prom.query(e)
+                if not any(v == v and abs(v) != float("inf") for v in res.values()):
+                    missing[e] = res
+            return not missing
+        try:
+            wait_until(all_have_data, timeout=60, interval=1, what="data for every query")
+        except AssertionError:
+            raise AssertionError("dashboard queries without data:\n" +
+                                 "\n".join(f"{e}: {r}" for e, r in missing.items()))
+        named = prom.query(f'gmem_vm_info{{job="gmemscope",instance="127.0.0.1:{gmemd.port}"}}')
+        names = {dict(k)["vm"]: dict(k).get("name") for k in named}
+        for v in vms:
+            assert names[str(v["pid"])] == ODD_SHOWN, names
+        # the join the panels use gives every gmem-load VM its name
+        joined = prom.query(f'sum by (instance, vm) (gmem_populated_bytes{{instance='
+                            f'"127.0.0.1:{gmemd.port}"}}) * on (instance, vm) group_left '
+                            f'(name) gmem_vm_info')
+        got = {dict(k)["vm"]: (dict(k)["name"], val) for k, val in joined.items()}
+        for v in vms:
+            assert got[str(v["pid"])] == (ODD_SHOWN, sum(f["populated_pages"]
+                                                        for f in v["files"]) * PAGE)
+    finally:
+        if prom:
+            prom.stop()
+        for r in replays:
+            r.stop()
+
+
 class _Recorder(BaseHTTPRequestHandler):
     """A loopback proxy in front of gmemd that remembers what Prometheus asked for and got."""
     seen = []
@@ -634,7 +813,7 @@ def status_of(resp):
 def timed_scrape(port):
     t0 = time.monotonic()
     status, _, text = scrape(port)
-    assert status == 200 and text.startswith("# HELP gmem_files ")
+    assert status == 200 and text.startswith("# HELP gmem_vm_info ")  # the first family
     return time.monotonic() - t0
 
 

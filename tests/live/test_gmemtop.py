@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from gmemtest import GMEMD, Gmemd, Load, require_live, wait_until
+from gmemtest import GMEM_LOAD, GMEMD, Gmemd, Load, require_live, wait_until
 from tui import GMEMTOP, Tmux, bytes_of, row_order, table
 
 PAGE = 4096
@@ -528,9 +528,102 @@ def test_batch_json_csv_text_match_ground_truth(gmemd, loads):
     assert p.returncode == 0 and shows_truth(p.stdout, vms)
 
 
+def named_load(loads, tmp_path, name, *args):
+    """gmem-load started through a link called name: its VMs' comm, so their NAME."""
+    link = tmp_path / name
+    link.symlink_to(GMEM_LOAD)
+    ld = Load(*args, exe=str(link))
+    loads.append(ld)
+    return ld
+
+
+def test_once_waits_one_interval_and_prints_rates(gmemd, loads):
+    """LIVE: --once, as kvm_stat -1, takes a snapshot, waits one interval (-d) and prints one
+    snapshot with rates over that interval: a churning VM's allocation rate is above zero and
+    its totals still equal the truth after the load ends; text and CSV print one table, with
+    rates, not the first frame's dashes."""
+    busy = start_load(loads, "--vms", "1", "--churn", "--duration", "6", "--rate", "50",
+                      "--user-touch", "4", "--no-vcpu", "--pause")
+    vb = busy.wait_phase("paused")["vms"][0]
+    busy.resume()
+    t0 = time.monotonic()
+    doc = json.loads(run_batch("--socket", gmemd.socket, "--once", "-j", "-d", "0.7",
+                               "-p", str(vb["pid"])))
+    assert time.monotonic() - t0 >= 0.7
+    assert 0.6 < doc["interval_s"] < 1.2, doc["interval_s"]
+    (v,) = doc["vms"]
+    assert v["pid"] == vb["pid"] and v["rates"] is not None
+    assert v["rates"]["alloc_user_fault"] > 0, v["rates"]
+    text = run_batch("--socket", gmemd.socket, "--once", "-d", "0.5", "-p", str(vb["pid"]))
+    rows, cols = table(text)
+    assert list(rows) == [vb["pid"]] and text.count("PID NAME") == 1
+    assert rows[vb["pid"]]["UFLT/s"] != "-" and float(rows[vb["pid"]]["UFLT/s"]) > 0
+    out = list(csv.DictReader(io.StringIO(run_batch("--socket", gmemd.socket, "--once", "-d",
+                                                    "0.5", "--format", "csv", "-p",
+                                                    str(vb["pid"])))))
+    assert len(out) == 1 and float(out[0]["alloc_user_fault_per_s"]) > 0
+    busy.finish()
+
+
+def test_pid_guest_fields_and_skip_zero(gmemd, loads, tmp_path):
+    """LIVE: -p shows that VM alone; -g the VMs named exactly so (a link's name as their comm;
+    not a prefix of it); -f prints the columns asked for, in that order, with the truth in
+    them; -z leaves out the idle VMs and keeps the churning one."""
+    idle = start_load(loads, "--vms", "2", "--files", "2", "--user-touch", "5", "--linger", "60")
+    vi = idle.wait_phase("done")["vms"]
+    named = named_load(loads, tmp_path, "db01-vmm", "--vms", "2", "--user-touch", "3",
+                       "--linger", "60")
+    vn = named.wait_phase("done")["vms"]
+    gmemd.scan()
+    doc = json.loads(run_batch("--socket", gmemd.socket, "--once", "-j", "-d", "0.3",
+                               "-p", str(vi[1]["pid"])))
+    assert [v["pid"] for v in doc["vms"]] == [vi[1]["pid"]]
+    check_json_vm(doc["vms"][0], vi[1])
+    doc = json.loads(run_batch("--socket", gmemd.socket, "--once", "-j", "-d", "0.3",
+                               "-g", "db01-vmm"))
+    assert sorted(v["pid"] for v in doc["vms"]) == sorted(v["pid"] for v in vn)
+    assert {v["name"] for v in doc["vms"]} == {"db01-vmm"}
+    doc = json.loads(run_batch("--socket", gmemd.socket, "--once", "-j", "-d", "0.3",
+                               "-g", "db01"))
+    assert doc["vms"] == []
+
+    text = run_batch("--socket", gmemd.socket, "-b", "-n", "1", "-t", "-f",
+                     "popul,PID,name,files", "-p", str(vi[0]["pid"]))
+    lines = text.rstrip("\n").split("\n")
+    assert lines[1].split() == ["POPUL", "PID", "NAME", "FILES"], lines
+    assert len(lines) == 3, lines
+    cells = lines[2].split()
+    assert bytes_of(cells[0]) == truth(vi[0])["populated"]
+    assert cells[1:] == [str(vi[0]["pid"]), "gmem-load", "2"]
+
+    busy = start_load(loads, "--vms", "1", "--churn", "--duration", "6", "--rate", "50",
+                      "--user-touch", "4", "--no-vcpu", "--pause")
+    vb = busy.wait_phase("paused")["vms"][0]
+    busy.resume()
+    mine = {v["pid"] for v in vi + vn} | {vb["pid"]}
+    doc = json.loads(run_batch("--socket", gmemd.socket, "--once", "-z", "-j", "-d", "0.7"))
+    shown = {v["pid"] for v in doc["vms"]} & mine
+    assert shown == {vb["pid"]}, (shown, vb["pid"])
+    # without -z the idle ones are there, with rates of zero
+    doc = json.loads(run_batch("--socket", gmemd.socket, "--once", "-j", "-d", "0.3"))
+    assert {v["pid"] for v in doc["vms"]} >= mine
+    busy.finish()
+
+
 def test_batch_flags_and_errors():
-    """Bad flags and a missing server fail clearly, with exit status 64 (usage) or 1."""
-    for args, needle in ((["--format", "xml"], "not text, csv or json"),
+    """LIVE: bad flags, contradicting ones and a missing server fail clearly, with exit status
+    64 (usage) or 1."""
+    for args, needle in ((["-p", "1", "-g", "db"], "-p picks one VM by pid, -g VMs by name"),
+                         (["-g", "db", "--filter", "x"], "give it or -g, not both"),
+                         (["-p", "x"], "--pid: 'x' is not a pid"),
+                         (["-f", "pid", "--format", "csv"], "give -f or --format csv"),
+                         (["-f", "pid", "-j"], "give -f or --format json"),
+                         (["-f", "pid,bogus"], "-f: no field 'bogus'; the fields are pid, "
+                          "name, files, gmem, popul, uflt, gflt, falc, popl, othr, punch, "
+                          "free, conv, convp50, convp99, dmap, rmp, tdx, split, exits, huge"),
+                         (["-f", "pid,pid"], "twice the field 'pid'"),
+                         (["-z", "-f", "pid,name,popul"], "shows no counter"),
+                         (["--format", "xml"], "not text, csv or json"),
                          (["-d", "0"], "--delay"),
                          (["-n", "0"], "--iterations"),
                          (["--socket", "/x.sock", "--in-process"], "give one"),
@@ -540,6 +633,10 @@ def test_batch_flags_and_errors():
         p = subprocess.run([GMEMTOP, *args], capture_output=True, text=True, timeout=30)
         assert p.returncode == 64, (args, p.returncode)  # argp's EX_USAGE
         assert needle in p.stderr, (args, p.stderr)
+    # -f on a terminal without -b: the dashboard has no fixed columns to pick
+    p = subprocess.run(["script", "-qec", f"{GMEMTOP} -f pid --socket /x.sock", "/dev/null"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 64 and "add -b or --once" in p.stdout, (p.returncode, p.stdout)
     p = subprocess.run([GMEMTOP, "--socket", "/nonexistent/gmemd.sock", "--once"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
@@ -637,6 +734,9 @@ def test_reads_a_replay_server(gmemd, loads, tmp_path):
     vms = load.wait_phase("done")["vms"]
     gmemd.scan()
     snap = gmemd.call({"cmd": "snapshot"})
+    assert {v["vm"]: v["name"] for v in snap["model"]["vms"]}[vms[0]["pid"]] == "gmem-load"
+    for v in snap["model"]["vms"]:
+        v["name"] = ""  # as a recording without names serves it
     path = str(tmp_path / "replay.sock")
     srv = socket.socket(socket.AF_UNIX)
     srv.bind(path)

@@ -84,10 +84,10 @@ class Recorder:
 class Replay:
     """gmemtrace replay on a free port and a private socket."""
 
-    def __init__(self, path, *args):
+    def __init__(self, path, *args, port=None):
         self.dir = tempfile.mkdtemp(prefix="gmemtrace-replay-")
         self.socket = os.path.join(self.dir, "replay.sock")
-        self.port = free_port()
+        self.port = port or free_port()
         self.log = open(os.path.join(self.dir, "replay.log"), "w+")
         self.proc = subprocess.Popen([GMEMTRACE, "replay", path, "--listen",
                                       f"127.0.0.1:{self.port}", "--socket", self.socket,
@@ -162,7 +162,7 @@ def series(m, keep):
     return {k: v for k, v in m.samples.items() if keep(k[0], dict(k[1]))}
 
 
-# Families the exporter computes from the model (DESIGN.md's contract and the event totals);
+# Families the exporter computes from the model (docs/design.md's contract and the event totals);
 # the rest of /metrics is each server's own health (scrapes, uptime, scans, replay progress).
 MODEL_FAMILIES = ("gmem_", "gmemscope_events_total", "gmemscope_events_dropped_total",
                   "gmemscope_probe_info", "gmemscope_file_series_capped")

@@ -19,11 +19,12 @@
 #define EV(...) (&(struct gmem_event){ __VA_ARGS__ })
 #define APPLY(m, ...) assert_int_equal(model__apply(m, EV(__VA_ARGS__)), 0)
 
-/* The DESIGN.md table: sample name (counters with _total) and type. */
+/* The docs/design.md contract: sample name (counters with _total) and type. */
 static const struct {
 	const char *name;
 	const char *type;
 } families[] = {
+	{ "gmem_vm_info", "gauge" },
 	{ "gmem_files", "gauge" },
 	{ "gmem_files_created_total", "counter" },
 	{ "gmem_files_released_total", "counter" },
@@ -219,7 +220,7 @@ static void check_help_type(const char *t, bool om)
 		n = strlen(name);
 		if (om && !strcmp(type, "counter"))
 			n -= strlen("_total");
-		if (om && !strcmp(name, "gmemscope_probe_info")) {
+		if (om && strstr(name, "_info")) {
 			n -= strlen("_info");
 			type = "info";
 		}
@@ -312,6 +313,85 @@ static void test_escaping(void **state)
 	/* OpenMetrics' HELP escapes quotes too */
 	render(m, &extra, true, &sb);
 	assert_line(strbuf__str(&sb), "# HELP gmemscope_odd back\\\\slash\\nnew \\\"q\\\"");
+	strbuf__release(&sb);
+	model__free(m);
+}
+
+struct namer {
+	unsigned int calls[4];
+	const char *names[4]; /* by pid */
+};
+
+static void fake_namer(void *ctx, __u32 pid, char *buf, size_t len)
+{
+	struct namer *n = ctx;
+
+	assert_true(pid > 0 && pid < 4);
+	n->calls[pid]++;
+	snprintf(buf, len, "%s", n->names[pid]);
+}
+
+/* CONSTRUCTED: gmem_vm_info is one series per VM the model holds, named once when the model
+ * meets the VM (not at render), escaped, renamed when a create revives a gone pid (a reused
+ * pid), and gone with the VM when it retires. */
+static void test_vm_info(void **state)
+{
+	struct namer n = { .names = { "", "qemu \"db01\"", "back\\slash\nline", "new" } };
+	struct model_opts opts = { .retire_after_ns = 100, .name_fn = fake_namer, .name_ctx = &n };
+	struct model *m = model__new(&opts);
+	struct strbuf sb;
+	const char *t;
+
+	assert_non_null(m);
+	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .ts_ns = 1, .vm = 1, .ino = 10, .a = 4096);
+	APPLY(m, .kind = GMEM_EV_PAGE_ALLOC, .ts_ns = 2, .vm = 1, .ino = 10, .b = 1,
+	      .sub = GMEM_SRC_USER_FAULT);
+	APPLY(m, .kind = GMEM_EV_FILE_DISCOVER, .ts_ns = 3, .vm = 2, .ino = 20, .a = 4096);
+	APPLY(m, .kind = GMEM_EV_LOST, .a = 1); /* vm 0: no process to name */
+	assert_int_equal(n.calls[1], 1);
+	assert_int_equal(n.calls[2], 1);
+	assert_string_equal(model__vm(m, 1)->name, "qemu \"db01\"");
+
+	render(m, NULL, false, &sb);
+	t = strbuf__str(&sb);
+	assert_line(t, "# TYPE gmem_vm_info gauge");
+	assert_line(t, "gmem_vm_info{vm=\"1\",name=\"qemu \\\"db01\\\"\"} 1");
+	assert_line(t, "gmem_vm_info{vm=\"2\",name=\"back\\\\slash\\nline\"} 1");
+	assert_int_equal(count_prefix(t, "gmem_vm_info{"), 2);
+	strbuf__release(&sb);
+	/* rendering reads no name */
+	assert_int_equal(n.calls[1] + n.calls[2], 2);
+	render(m, NULL, true, &sb);
+	assert_line(strbuf__str(&sb), "# TYPE gmem_vm info");
+	strbuf__release(&sb);
+
+	/* pid 1 exits; the name outlives the process, until the VM retires */
+	APPLY(m, .kind = GMEM_EV_FILE_RELEASE, .ts_ns = 4, .vm = 1, .ino = 10);
+	APPLY(m, .kind = GMEM_EV_VM_EXIT, .ts_ns = 5, .vm = 1);
+	n.names[1] = "reused";
+	render(m, NULL, false, &sb);
+	assert_line(strbuf__str(&sb), "gmem_vm_info{vm=\"1\",name=\"qemu \\\"db01\\\"\"} 1");
+	strbuf__release(&sb);
+	/* a create under the gone pid is a new process: named again */
+	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .ts_ns = 6, .vm = 1, .ino = 11, .a = 4096);
+	assert_int_equal(n.calls[1], 2);
+	assert_string_equal(model__vm(m, 1)->name, "reused");
+	APPLY(m, .kind = GMEM_EV_FILE_RELEASE, .ts_ns = 7, .vm = 1, .ino = 11);
+	APPLY(m, .kind = GMEM_EV_VM_EXIT, .ts_ns = 8, .vm = 1);
+	assert_int_equal(model__tick(m, 1000), 1);
+	render(m, NULL, false, &sb);
+	t = strbuf__str(&sb);
+	assert_int_equal(count_prefix(t, "gmem_vm_info{vm=\"1\""), 0);
+	assert_int_equal(count_prefix(t, "gmem_vm_info{"), 1);
+	strbuf__release(&sb);
+	model__free(m);
+
+	/* without a namer (a replay) every VM still has its series, with an empty name */
+	m = model__new(NULL);
+	assert_non_null(m);
+	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .ts_ns = 1, .vm = 3, .ino = 30, .a = 4096);
+	render(m, NULL, false, &sb);
+	assert_line(strbuf__str(&sb), "gmem_vm_info{vm=\"3\",name=\"\"} 1");
 	strbuf__release(&sb);
 	model__free(m);
 }
@@ -626,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_help_type_every_family),
 		cmocka_unit_test(test_openmetrics),
 		cmocka_unit_test(test_escaping),
+		cmocka_unit_test(test_vm_info),
 		cmocka_unit_test(test_file_series_cap),
 		cmocka_unit_test(test_fmt_seconds),
 		cmocka_unit_test(test_rmp_tdx_faults_splits),

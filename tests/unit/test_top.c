@@ -11,11 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "model.h"
 #include "top.h"
+#include "vmname.h"
 
 #define S 1000000000ull
 #define EV(...) (&(struct gmem_event){ __VA_ARGS__ })
@@ -154,30 +157,75 @@ static void test_cmdline_name(void **state)
 {
 	char out[64];
 
-	assert_true(top__cmdline_name(CMD("qemu-system-x86_64\0-name\0guest=vm1,debug-threads=on\0"
+	assert_true(vmname__from_cmdline(CMD("qemu-system-x86_64\0-name\0guest=vm1,debug-threads=on\0"
 					  "-m\0001G"), out, sizeof(out)));
 	assert_string_equal(out, "vm1");
-	assert_true(top__cmdline_name(CMD("qemu\0-name\0web,process=qemu:web\0-smp\0002"), out,
+	assert_true(vmname__from_cmdline(CMD("qemu\0-name\0web,process=qemu:web\0-smp\0002"), out,
 				      sizeof(out)));
 	assert_string_equal(out, "web");
-	assert_true(top__cmdline_name(CMD("qemu\0-name\0debug-threads=on,guest=a,,b"), out,
+	assert_true(vmname__from_cmdline(CMD("qemu\0-name\0debug-threads=on,guest=a,,b"), out,
 				      sizeof(out)));
 	assert_string_equal(out, "a,b");
-	assert_true(top__cmdline_name(CMD("qemu\0--name=db"), out, sizeof(out)));
+	assert_true(vmname__from_cmdline(CMD("qemu\0--name=db"), out, sizeof(out)));
 	assert_string_equal(out, "db");
-	assert_true(top__cmdline_name(CMD("lkvm\0run\0--name\0guest-7"), out, sizeof(out)));
+	assert_true(vmname__from_cmdline(CMD("lkvm\0run\0--name\0guest-7"), out, sizeof(out)));
 	assert_string_equal(out, "guest-7");
-	assert_true(top__cmdline_name(CMD("firecracker\0--api-sock\0/s\0--id\0fc1"), out,
+	assert_true(vmname__from_cmdline(CMD("firecracker\0--api-sock\0/s\0--id\0fc1"), out,
 				      sizeof(out)));
 	assert_string_equal(out, "fc1");
 	/* names nothing: the caller falls back to comm */
-	assert_false(top__cmdline_name(CMD("gmem-load\0--vms\0002"), out, sizeof(out)));
-	assert_false(top__cmdline_name(CMD("qemu\0-name"), out, sizeof(out)));
-	assert_false(top__cmdline_name(CMD("qemu\0-name\0debug-threads=on"), out, sizeof(out)));
-	assert_false(top__cmdline_name(CMD("qemu\0-namex\0a"), out, sizeof(out)));
+	assert_false(vmname__from_cmdline(CMD("gmem-load\0--vms\0002"), out, sizeof(out)));
+	assert_false(vmname__from_cmdline(CMD("qemu\0-name"), out, sizeof(out)));
+	assert_false(vmname__from_cmdline(CMD("qemu\0-name\0debug-threads=on"), out, sizeof(out)));
+	assert_false(vmname__from_cmdline(CMD("qemu\0-namex\0a"), out, sizeof(out)));
 	/* a read cut in the middle of an argument */
-	assert_false(top__cmdline_name("qemu\0-name\0vm", 13, out, sizeof(out)));
-	assert_false(top__cmdline_name("", 0, out, sizeof(out)));
+	assert_false(vmname__from_cmdline("qemu\0-name\0vm", 13, out, sizeof(out)));
+	assert_false(vmname__from_cmdline("", 0, out, sizeof(out)));
+}
+
+static void put_file(const char *dir, const char *name, const char *data, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+/* CONSTRUCTED: vmname__read on a made-up /proc: the command line's name first, else comm
+ * (kernel newline dropped, one inside kept), invalid UTF-8 replaced, "" for a gone pid. */
+static void test_vmname_read(void **state)
+{
+	char root[] = "/tmp/gmem-vmname-XXXXXX", dir[512], out[VMNAME_LEN];
+
+	assert_non_null(mkdtemp(root));
+	snprintf(dir, sizeof(dir), "%s/7", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "cmdline", CMD("qemu\0-name\0guest=db01\0"));
+	put_file(dir, "comm", "qemu-system-x86\n", 16);
+	vmname__read(root, 7, out, sizeof(out));
+	assert_string_equal(out, "db01");
+	/* a zombie's cmdline reads empty: comm */
+	put_file(dir, "cmdline", "", 0);
+	put_file(dir, "comm", "a\"b\\c\nd\n", 8);
+	vmname__read(root, 7, out, sizeof(out));
+	assert_string_equal(out, "a\"b\\c\nd");
+	put_file(dir, "comm", "x\xff\xc3\xa9\xed\xa0\x80\n", 8);
+	vmname__read(root, 7, out, sizeof(out));
+	assert_string_equal(out, "x?\xc3\xa9???");
+	/* cut inside a character: the partial one is replaced */
+	put_file(dir, "cmdline", CMD("lkvm\0--name\0\xc3\xa9\xc3\xa9"));
+	vmname__read(root, 7, out, 4);
+	assert_string_equal(out, "\xc3\xa9?");
+	vmname__read(root, 8, out, sizeof(out));
+	assert_string_equal(out, "");
+	vmname__read(root, 0, out, sizeof(out));
+	assert_string_equal(out, "");
+	snprintf(dir, sizeof(dir), "rm -rf %s", root);
+	assert_int_equal(system(dir), 0);
 }
 
 static void test_first_frame_then_rates(void **state)
@@ -233,6 +281,152 @@ static void test_first_frame_then_rates(void **state)
 	assert_true(h->interval_s == 2.0);
 	/* 5 records (alloc, free, 2 punches, attr) and the create, over 2 s */
 	assert_true(h->events_rate == 3.0);
+	top__free(t);
+	model__free(m);
+}
+
+static struct top *new_top_sel(__u32 pid, const char *name, bool zero, const char *fields)
+{
+	struct top_opts o = { .interval_s = 1, .name_fn = fake_names, .only_pid = pid,
+			      .only_name = name, .skip_zero = zero };
+	char err[512];
+	struct top *t;
+
+	if (fields)
+		assert_int_equal(top__parse_fields(fields, o.fields, &o.nr_fields, err,
+						   sizeof(err)), 0);
+	t = top__new(&o);
+	assert_non_null(t);
+	return t;
+}
+
+/* CONSTRUCTED: -p keeps one pid, -g names matched exactly (not a substring, any case), and
+ * both combine with the interactive filter. */
+static void test_only_pid_and_name(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top_sel(200, NULL, false, NULL);
+
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_vms(t), 3);
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(top__row(t, 0)->pid, 200);
+	top__set_filter(t, "300");
+	assert_int_equal(top__nr_rows(t), 0);
+	top__free(t);
+
+	t = new_top_sel(0, "qemu-a", false, NULL);
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(top__row(t, 0)->pid, 100);
+	top__free(t);
+	t = new_top_sel(0, "qemu", false, NULL);
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_rows(t), 0);
+	top__free(t);
+	t = new_top_sel(0, "QEMU-A", false, NULL);
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_rows(t), 0);
+	top__free(t);
+	model__free(m);
+}
+
+/* CONSTRUCTED: -z keeps every row while rates are unknown, then leaves out the VMs whose
+ * counter columns shown are all zero: in rates, in totals, and over -f's columns only
+ * (gauges do not count). */
+static void test_skip_zero(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top_sel(0, NULL, true, NULL);
+
+	update(t, m, 1 * S);
+	assert_int_equal(top__nr_rows(t), 3); /* no rates yet: nothing is known to be zero */
+	alloc(m, 100, 11, 4, GMEM_SRC_USER_FAULT);
+	update(t, m, 2 * S);
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(top__row(t, 0)->pid, 100);
+	/* totals since start: every VM allocated something */
+	top__key(t, 't');
+	assert_int_equal(top__nr_rows(t), 3);
+	top__free(t);
+
+	/* only gflt and popul shown: 100's user faults do not count, its gauge neither */
+	t = new_top_sel(0, NULL, true, "pid,gflt,popul");
+	update(t, m, 1 * S);
+	alloc(m, 100, 11, 4, GMEM_SRC_USER_FAULT);
+	alloc(m, 300, 31, 2, GMEM_SRC_GUEST_FAULT);
+	update(t, m, 2 * S);
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(top__row(t, 0)->pid, 300);
+	top__free(t);
+	model__free(m);
+}
+
+/* CONSTRUCTED: -f's names (any case, a rate's /s, HUGE%'s %), its order in the batch text,
+ * and the errors: an unknown field names every valid one, a repeated or empty one is bad. */
+static void test_fields(void **state)
+{
+	enum top_col f[TOP_COL_MAX];
+	struct strbuf sb = STRBUF_INIT;
+	struct model *m = three_vms();
+	char err[512];
+	struct top *t;
+	size_t n;
+
+	assert_int_equal(top__parse_fields("pid,NAME,uflt/s,Huge%,convp99", f, &n, err,
+					   sizeof(err)), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(f[0], TOP_COL_PID);
+	assert_int_equal(f[1], TOP_COL_NAME);
+	assert_int_equal(f[2], TOP_COL_ALLOC_USER);
+	assert_int_equal(f[3], TOP_COL_HUGE);
+	assert_int_equal(f[4], TOP_COL_CONV_P99);
+	assert_true(top__col_is_counter(TOP_COL_ALLOC_USER));
+	assert_false(top__col_is_counter(TOP_COL_POPULATED));
+	assert_false(top__col_is_counter(TOP_COL_CONV_P99));
+
+	assert_int_equal(top__parse_fields("pid,bogus", f, &n, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "-f: no field 'bogus'; the fields are pid, name, files, gmem, "
+				 "popul, uflt, gflt, falc, popl, othr, punch, free, conv, convp50, "
+				 "convp99, dmap, rmp, tdx, split, exits, huge");
+	assert_int_equal(top__parse_fields("pid,pid", f, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "twice the field 'pid'"));
+	assert_int_equal(top__parse_fields("pid,,name", f, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(top__parse_fields("", f, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(top__parse_fields("name,", f, &n, err, sizeof(err)), -EINVAL);
+
+	t = new_top_sel(0, NULL, false, "popul,pid,name");
+	update(t, m, 1 * S);
+	assert_int_equal(top__print_text(t, "T", &sb), 0);
+	/* the header line, then rows sorted as the table sorts them (by pid) */
+	assert_non_null(strstr(strbuf__str(&sb), "\n  POPUL     PID NAME\n    20K     100 qemu-a\n"));
+	assert_null(strstr(strbuf__str(&sb), "UFLT"));
+	strbuf__release(&sb);
+	top__free(t);
+	model__free(m);
+}
+
+static void server_names(void *ctx, __u32 pid, char *buf, size_t len)
+{
+	snprintf(buf, len, pid == 100 ? "db01" : "");
+}
+
+/* CONSTRUCTED: the server's name in the snapshot (gmemd's, read when it met the VM) is shown
+ * and no lookup is made for it; a VM the server could not name is looked up here. */
+static void test_server_names_win(void **state)
+{
+	struct model_opts mo = { .name_fn = server_names };
+	struct model *m = model__new(&mo);
+	int calls = 0;
+	struct top *t = new_top(&calls);
+
+	assert_non_null(m);
+	create(m, 100, 11, 2 << 20);
+	create(m, 200, 21, 2 << 20);
+	update(t, m, 1 * S);
+	assert_string_equal(top__vm(t, 100)->name, "db01");
+	assert_string_equal(top__vm(t, 200)->name, "web");
+	assert_int_equal(calls, 1);
 	top__free(t);
 	model__free(m);
 }
@@ -723,6 +917,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fmt),
 		cmocka_unit_test(test_cmdline_name),
+		cmocka_unit_test(test_vmname_read),
+		cmocka_unit_test(test_only_pid_and_name),
+		cmocka_unit_test(test_skip_zero),
+		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_server_names_win),
 		cmocka_unit_test(test_first_frame_then_rates),
 		cmocka_unit_test(test_names_resolved_once),
 		cmocka_unit_test(test_reset_rebases_totals_and_latency),
