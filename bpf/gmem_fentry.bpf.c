@@ -18,7 +18,8 @@
  *  - kvm_gmem_get_pfn, kvm_gmem_fault_user_mapping (fentry + fexit): every guest (KVM MMU) and
  *    host-user fault on guest_memfd, timed, including the ones that find the folio already
  *    present and so never reach the page cache tracepoints.
- *  - kvm_arch_gmem_prepare / kvm_arch_gmem_invalidate, rmp_make_private/shared, psmash,
+ *  - kvm_arch_gmem_prepare / kvm_arch_gmem_invalidate (7.3: make_private / reclaim),
+ *    rmp_make_private/shared, psmash,
  *    snp_leak_pages: SEV-SNP's RMP transitions. tdh_mem_* / tdh_phymem_page_wbinvd_hkid: TDX's
  *    S-EPT transitions. Neither has tracepoints.
  *  - folio_zap_direct_map / folio_restore_direct_map (+ kvm_gmem_free_folio, see below): folios
@@ -610,6 +611,24 @@ int BPF_PROG(handle_gmem_invalidate, u64 start, u64 end)
 	e->vm = current_vm();
 	e->a = start;
 	e->c = end > start ? end - start : 0;
+	e->sub = GMEM_RMP_GMEM_INVALIDATE;
+	gmem_submit(e);
+	return 0;
+}
+
+/* void kvm_arch_gmem_reclaim(kvm_pfn_t pfn, kvm_pfn_t nr_pages): 7.3's successor of the above
+ * in kvm_gmem_free_folio (CONFIG_HAVE_KVM_ARCH_GMEM_RECLAIM), the same event. */
+SEC("fentry/kvm_arch_gmem_reclaim")
+int BPF_PROG(handle_gmem_reclaim, u64 pfn, u64 nr_pages)
+{
+	GMEM_EMPTY_BODY();
+	struct gmem_event *e = fe_reserve(GMEM_EV_RMP);
+
+	if (!e)
+		return 0;
+	e->vm = current_vm();
+	e->a = pfn;
+	e->c = nr_pages;
 	e->sub = GMEM_RMP_GMEM_INVALIDATE;
 	gmem_submit(e);
 	return 0;

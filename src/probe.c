@@ -90,7 +90,9 @@ const struct probe_event_def probe_events[] = {
 		      FUNC_OPT("handle_rmp_make_shared", "rmp_make_shared"),
 		      FUNC_OPT("handle_psmash", "psmash"),
 		      FUNC_OPT("handle_snp_leak", "snp_leak_pages"),
-		      FUNC_OPT("handle_gmem_invalidate", "kvm_arch_gmem_invalidate") } },
+		      FUNC_OPT("handle_gmem_invalidate", "kvm_arch_gmem_invalidate"),
+		      /* 7.3: kvm_gmem_free_folio calls kvm_arch_gmem_reclaim instead */
+		      FUNC_OPT("handle_gmem_reclaim", "kvm_arch_gmem_reclaim") } },
 	{ "tdx", "TDX page-state transitions",
 	  .fentry = { FUNC_OPT("handle_tdx_page_add", "tdh_mem_page_add"),
 		      FUNC_OPT("handle_tdx_page_aug", "tdh_mem_page_aug"),

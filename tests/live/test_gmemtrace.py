@@ -169,7 +169,9 @@ MODEL_FAMILIES = ("gmem_", "gmemscope_events_total", "gmemscope_events_dropped_t
 
 
 def model_series(name):
-    return name.startswith(MODEL_FAMILIES)
+    # gmem_vm_info's name comes from /proc when gmemd meets a VM; recordings do not carry
+    # names yet, so a replay's is empty and is left out of the comparison
+    return name.startswith(MODEL_FAMILIES) and name != "gmem_vm_info"
 
 
 # ---- LIVE: a recording replays to what gmemd said -------------------------------------------
