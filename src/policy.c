@@ -164,8 +164,8 @@ unsigned int policy__decision_slot(enum gmem_policy_cb cb, __s32 value)
 const char *policy__slot_name(enum gmem_policy_cb cb, unsigned int slot)
 {
 	static const char *const sizes[POLICY_DECISIONS] = {
-		"4k",	"8k",	"16k",	"32k", "64k", "128k", "256k", "512k", "1m", "2m",
-		"4m",	"8m",	"16m",	"32m", "64m", "128m", "256m", "512m", "1g",
+		"4k",	"8k",	"16k",	"32k", "64k", "128k", "256k", "512k", "1M", "2M",
+		"4M",	"8M",	"16M",	"32M", "64M", "128M", "256M", "512M", "1G",
 	};
 	static const char *const merges[] = { "now", "delay", "never" };
 

@@ -100,7 +100,7 @@ unsigned int policy__decision_slot(enum gmem_policy_cb cb, __s32 value);
 const char *policy__cb_name(unsigned int cb);
 /* -1 when unknown. Accepts "alloc" for "alloc_order". */
 int policy__cb_parse(const char *name);
-/* A decision's label: orders as sizes ("4k", "1m", "2m", "1g"), merges "now"/"delay"/"never". */
+/* A decision's label: orders as sizes ("4k", "1M", "2M", "1G"), merges "now"/"delay"/"never". */
 const char *policy__slot_name(enum gmem_policy_cb cb, unsigned int slot);
 const char *policy__so_state_name(enum policy_so_state s);
 const char *policy__cause_name(unsigned int cause);

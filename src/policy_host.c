@@ -231,7 +231,7 @@ static json_t *decided_json(const __u64 (*d)[POLICY_DECISIONS])
 	return o;
 }
 
-/* One VM's decisions, by policy: {"buddy": {"split": {"1m": 1}, ...}, ...}. */
+/* One VM's decisions, by policy: {"buddy": {"split": {"1M": 1}, ...}, ...}. */
 static json_t *vm_json(struct policy_host *h, __u32 vm)
 {
 	json_t *o = json_object();

@@ -63,7 +63,7 @@ struct prom_stat {
 struct prom_policy_row {
 	const char *policy;   /* the policy's name, e.g. "buddy" */
 	const char *callback; /* "split", "merge", "alloc_order" */
-	const char *decision; /* e.g. "4k", "1m", "2m", "now", "delay", "never" */
+	const char *decision; /* e.g. "4k", "1M", "2M", "now", "delay", "never" */
 	__u64 count;
 };
 

@@ -351,7 +351,7 @@ static int check_one(const char *spec)
 					hot ? "hot" : "quiet", "cause", policy__cause_name(cause),
 					"answer", policy_json__answer(GMEM_POLICY_SPLIT, &ans)));
 			else
-				printf("  %-5s split of a 2m folio (%-10s) -> %-5s%s\n",
+				printf("  %-5s split of a 2M folio (%-10s) -> %-5s%s\n",
 				       hot ? "hot" : "quiet", policy__cause_name(cause),
 				       policy__slot_name(GMEM_POLICY_SPLIT, ans.value),
 				       ans.clamped ? " (out of range: clamped)" : "");
@@ -367,7 +367,7 @@ static int check_one(const char *spec)
 			printf("  %-5s merge of 10 folios into 2m      -> after %d ms%s\n",
 			       hot ? "hot" : "quiet", ans.value, ans.clamped ? " (clamped)" : "");
 		else
-			printf("  %-5s merge of 10 folios into 2m      -> %s%s\n",
+			printf("  %-5s merge of 10 folios into 2M      -> %s%s\n",
 			       hot ? "hot" : "quiet", ans.value ? "never" : "now",
 			       ans.clamped ? " (clamped)" : "");
 		a.hist = h;
@@ -380,7 +380,7 @@ static int check_one(const char *spec)
 				hot ? "hot" : "quiet", "answer",
 				policy_json__answer(GMEM_POLICY_ALLOC, &ans)));
 		else
-			printf("  %-5s guest fault, up to 2m fits      -> %s%s\n",
+			printf("  %-5s guest fault, up to 2M fits      -> %s%s\n",
 			       hot ? "hot" : "quiet", policy__slot_name(GMEM_POLICY_ALLOC, ans.value),
 			       ans.clamped ? " (out of range: clamped)" : "");
 	}

@@ -36,7 +36,7 @@ PAGE = 4096
 # which leaves [1] o0, [2,4) o1, [4,8) o2 ...; page 1 is a folio of its own (freed, nothing
 # asked); page 2 splits [2,4) to 4k, which is no choice (an order-1 folio), so nothing is
 # asked; page 3 is freed.
-BUDDY_8_4 = {"split": {"1m": 1}, "merge": {}, "alloc_order": {"2m": 1}}
+BUDDY_8_4 = {"split": {"1M": 1}, "merge": {}, "alloc_order": {"2M": 1}}
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_decide_answers_on_gmemds_model(buddy):
         assert r["ok"], r
         assert r["policy"] == "buddy"
         assert [(d["callback"], d["index"], d["order"], d["answer"], d["decision"],
-                 d["clamped"]) for d in r["decisions"]] == [("split", 0, 9, 8, "1m", False)]
+                 d["clamped"]) for d in r["decisions"]] == [("split", 0, 9, 8, "1M", False)]
         # asking changed nothing: the same question, the same answer
         assert buddy.call({"cmd": "decide", "op": "punch", "ino": ino, "offset": PAGE,
                            "len": PAGE})["decisions"] == r["decisions"]
@@ -147,7 +147,7 @@ def test_decide_answers_on_gmemds_model(buddy):
         st = buddy.call({"cmd": "policy", "vm": pid})
         assert st["policies"][0]["advice"] == 4  # punch twice, convert, merge
         assert st["vm"]["decisions"] == {"buddy": {"split": {}, "merge": {},
-                                                   "alloc_order": {"2m": 1}}}
+                                                   "alloc_order": {"2M": 1}}}
     finally:
         load.resume()
     load.finish()
@@ -199,7 +199,7 @@ def test_swap_keeps_the_model_and_refuses_broken_policies(buddy):
     buddy.scan()
     assert vm_decisions(buddy, v["pid"]) == {"churn": BUDDY_8_4}
     assert vm_decisions(buddy, pid) == {"buddy": {"split": {}, "merge": {},
-                                                  "alloc_order": {"2m": 1}}}
+                                                  "alloc_order": {"2M": 1}}}
 
 
 def test_gmemd_refuses_a_broken_policy_at_start():
@@ -311,13 +311,13 @@ def test_whatif_on_a_live_gmem_load_stream(tmp_path):
     assert res["records"] == len(recs)
     pols = {x["name"]: x for x in res["policies"]}
     want_splits = {
-        "split4k": [("2m", "4k", 2)],
-        "buddy": [("2m", "1m", 2), ("16k", "8k", 2)],
-        "churn": [("2m", "1m", 2), ("16k", "8k", 2)],
+        "split4k": [("2M", "4k", 2)],
+        "buddy": [("2M", "1M", 2), ("16k", "8k", 2)],
+        "churn": [("2M", "1M", 2), ("16k", "8k", 2)],
     }
     for name, x in pols.items():
         assert x["decisions"]["alloc_order"] == 2, name
-        assert x["allocs"] == {"2m": 2}, name
+        assert x["allocs"] == {"2M": 2}, name
         assert sorted((s["from"], s["to"], s["count"]) for s in x["splits"]) == \
             sorted(want_splits[name]), name
         assert x["decisions"]["split"] == sum(c for _, _, c in want_splits[name])

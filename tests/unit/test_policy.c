@@ -137,9 +137,9 @@ static void test_clamp_rules(void **state)
 	assert_true(c);
 
 	assert_string_equal(policy__slot_name(GMEM_POLICY_SPLIT, 0), "4k");
-	assert_string_equal(policy__slot_name(GMEM_POLICY_SPLIT, 8), "1m");
-	assert_string_equal(policy__slot_name(GMEM_POLICY_ALLOC, 9), "2m");
-	assert_string_equal(policy__slot_name(GMEM_POLICY_ALLOC, 18), "1g");
+	assert_string_equal(policy__slot_name(GMEM_POLICY_SPLIT, 8), "1M");
+	assert_string_equal(policy__slot_name(GMEM_POLICY_ALLOC, 9), "2M");
+	assert_string_equal(policy__slot_name(GMEM_POLICY_ALLOC, 18), "1G");
 	assert_int_equal(policy__decision_slot(GMEM_POLICY_MERGE, 0), POLICY_MERGE_NOW);
 	assert_int_equal(policy__decision_slot(GMEM_POLICY_MERGE, 5), POLICY_MERGE_DELAY);
 	assert_int_equal(policy__decision_slot(GMEM_POLICY_MERGE, -1), POLICY_MERGE_NEVER);

@@ -51,8 +51,8 @@ static char *render(const struct prom_extra *x, bool om)
 static void test_prom_family(void **state)
 {
 	const struct prom_policy_row rows[] = {
-		{ "buddy", "split", "1m", 3 },
-		{ "buddy", "alloc_order", "2m", 1 },
+		{ "buddy", "split", "1M", 3 },
+		{ "buddy", "alloc_order", "2M", 1 },
 		{ "we\"ird", "merge", "never", 2 },
 	};
 	struct prom_extra x = { .policy_family = true, .policy_rows = rows, .nr_policy_rows = 3 };
@@ -66,9 +66,9 @@ static void test_prom_family(void **state)
 				  "policy made on the events seen, by policy, callback and "
 				  "answer.\n# TYPE gmem_policy_decisions_total counter\n"
 				  "gmem_policy_decisions_total{policy=\"buddy\",callback=\"split\","
-				  "decision=\"1m\"} 3\n"
+				  "decision=\"1M\"} 3\n"
 				  "gmem_policy_decisions_total{policy=\"buddy\",callback="
-				  "\"alloc_order\",decision=\"2m\"} 1\n"
+				  "\"alloc_order\",decision=\"2M\"} 1\n"
 				  "gmem_policy_decisions_total{policy=\"we\\\"ird\",callback="
 				  "\"merge\",decision=\"never\"} 2\n"));
 	free(t);
@@ -90,7 +90,7 @@ static void test_prom_family(void **state)
 	free(t);
 	/* a row with a NULL label is refused */
 	x = (struct prom_extra){ .policy_family = true, .policy_rows = (struct prom_policy_row[]){
-					 { "p", NULL, "1m", 1 } }, .nr_policy_rows = 1 };
+					 { "p", NULL, "1M", 1 } }, .nr_policy_rows = 1 };
 	m = model__new(&mo);
 	assert_int_equal(prom__render(m, &x, &sb, false), -EINVAL);
 	model__free(m);
@@ -174,17 +174,17 @@ static void test_host(void **state)
 	}
 	assert_string_equal(x.policy_rows[0].callback, "split");
 	assert_string_equal(x.policy_rows[0].decision, "8k");
-	assert_string_equal(x.policy_rows[1].decision, "1m");
+	assert_string_equal(x.policy_rows[1].decision, "1M");
 	assert_string_equal(x.policy_rows[2].callback, "alloc_order");
-	assert_string_equal(x.policy_rows[2].decision, "2m");
+	assert_string_equal(x.policy_rows[2].decision, "2M");
 
 	r = cmd(h, "policy", "{\"vm\":77}");
 	assert_true(json_is_true(json_object_get(r, "ok")));
 	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "active"),
 							      "name")), "buddy");
-	assert_int_equal(jget(r, "vm.decisions.buddy.split.1m"), 1);
+	assert_int_equal(jget(r, "vm.decisions.buddy.split.1M"), 1);
 	assert_int_equal(jget(r, "vm.decisions.buddy.split.8k"), 1);
-	assert_int_equal(jget(r, "vm.decisions.buddy.alloc_order.2m"), 1);
+	assert_int_equal(jget(r, "vm.decisions.buddy.alloc_order.2M"), 1);
 	assert_int_equal(jget(r, "model.populated_bytes"), (512 - 3) * 4096);
 	json_decref(r);
 

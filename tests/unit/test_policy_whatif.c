@@ -360,7 +360,7 @@ static void test_renderings(void **state)
 	j = whatif__json(&res);
 	assert_non_null(j);
 	assert_int_equal(json_integer_value(json_object_get(j, "records")), n);
-	assert_string_equal(json_string_value(json_object_get(j, "max_folio")), "2m");
+	assert_string_equal(json_string_value(json_object_get(j, "max_folio")), "2M");
 	assert_int_equal(json_array_size(json_object_get(j, "policies")), NPOL);
 	for (i = 0; i < NPOL; i++) {
 		pol = json_array_get(json_object_get(j, "policies"), i);
