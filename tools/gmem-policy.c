@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "ctl.h"
 #include "gmem_policy.h"
 #include "hugemodel.h"
 #include "policy.h"
@@ -41,6 +42,7 @@ static struct env {
 	unsigned long sample_ms;
 	unsigned long vcpus, iterations, period_ms, tail_s, decisions;
 	const char *output;
+	const char *socket;
 	char **args;
 	int nargs;
 } env = { .max_order = 9, .decisions = 200000 };
@@ -65,6 +67,8 @@ static const char doc[] =
 	"  whatif   replay raw records through each policy, side by side\n"
 	"  gen      write the constructed conversion-heavy stream (raw records)\n"
 	"  bench    cost per decision and what-if replay speed\n"
+	"  status   the policy a running gmemd uses, and its decisions so far\n"
+	"  switch   make a running gmemd use another policy, keeping its model\n"
 	"  help     this text; gmem-policy help VERB or VERB --help for a verb's\n"
 	"\n"
 	"POLICY is a name (split4k, buddy, churn, ...) or a path to a .bpf.o file.\n"
@@ -76,6 +80,7 @@ static const char doc[] =
 	"  gmem-policy gen --vcpus 4 --iterations 20 --tail 5 -o conv.gmem\n"
 	"  gmem-policy whatif -p split4k -p buddy -p churn conv.gmem\n"
 	"  gmem-policy bench\n"
+	"  gmem-policy switch churn\n"
 	"\v"
 	EXIT_STATUS_DOC;
 
@@ -164,6 +169,39 @@ static const char bench_doc[] =
 	"  gmem-policy bench -p buddy --decisions 1000000\n"
 	"\v" EXIT_STATUS_DOC;
 
+#define CTL_EXIT_STATUS_DOC \
+	"EXIT STATUS: 0 success, 1 gmemd refused (the error says why), 2 gmemd cannot be " \
+	"reached, 64 bad usage."
+
+static const char status_doc[] =
+	"gmem-policy status: the huge-page policy a running gmemd uses.\n"
+	"\n"
+	"Asks gmemd over its control socket which policy is active (and whether in its "
+	"struct_ops form), how many swaps were made or refused and why the last one failed, and "
+	"what every policy active since gmemd started has decided.\n"
+	"\n"
+	"USAGE: gmem-policy status [-s SOCKET] [-j]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  gmem-policy status\n"
+	"  gmem-policy status -j | jq .active.name\n"
+	"\v" CTL_EXIT_STATUS_DOC;
+
+static const char switch_doc[] =
+	"gmem-policy switch: make a running gmemd use another policy.\n"
+	"\n"
+	"gmemd loads POLICY (a name or a .bpf.o path), checks it and swaps it in. Its model "
+	"(folios, history) carries over, so the new policy decides on what the old one built. "
+	"A policy that does not load, verify or initialise is refused, and the active one stays: "
+	"the error says which it is.\n"
+	"\n"
+	"USAGE: gmem-policy switch POLICY [-s SOCKET] [-j]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  gmem-policy switch churn\n"
+	"  gmem-policy switch ./my-policy.bpf.o -s /run/gmemscope/gmemd.sock\n"
+	"\v" CTL_EXIT_STATUS_DOC;
+
 enum {
 	OPT_MAX_ORDER = 1000,
 	OPT_WINDOW,
@@ -193,6 +231,8 @@ static const struct argp_option opts[] = {
 	{ "period", OPT_PERIOD, "MS", 0, "gen: iteration period (default 300)", 0 },
 	{ "tail", OPT_TAIL, "S", 0, "gen: quiet seconds after the last iteration (default 0)", 0 },
 	{ "decisions", OPT_DECISIONS, "N", 0, "bench: decisions per measurement (200000)", 0 },
+	{ "socket", 's', "PATH", 0,
+	  "status/switch: the control socket of gmemd, by default " CTL_DEFAULT_SOCKET, 0 },
 	{},
 };
 
@@ -215,6 +255,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		return 0;
 	case 'o':
 		env.output = arg;
+		return 0;
+	case 's':
+		env.socket = arg;
 		return 0;
 	case OPT_NO_DMAP:
 		env.no_direct_map = true;
@@ -744,6 +787,133 @@ cleanup:
 	return ret;
 }
 
+/* ---- status, switch: a running gmemd ------------------------------------------------------- */
+
+#define EXIT_UNREACHABLE 2
+
+/* One request to gmemd; NULL (said why) when it cannot be reached or answers nonsense. */
+static json_t *gmemd_call(json_t *req)
+{
+	const char *path = env.socket ? env.socket : CTL_DEFAULT_SOCKET;
+	json_t *resp = NULL;
+	char why[512];
+	int fd, e;
+
+	fd = ctl__connect(path);
+	if (fd < 0) {
+		ctl__why(path, fd, why, sizeof(why));
+		fprintf(stderr, "gmem-policy: %s\n", why);
+		json_decref(req);
+		return NULL;
+	}
+	e = ctl__call(fd, req, &resp);
+	close(fd);
+	json_decref(req);
+	if (e || !json_is_object(resp)) {
+		fprintf(stderr, "gmem-policy: %s did not answer: %s\n", path,
+			e ? strerror(-e) : "not a JSON object");
+		json_decref(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+static const char *active_name(json_t *r)
+{
+	const char *n = json_string_value(json_object_get(json_object_get(r, "active"), "name"));
+
+	return n ? n : "(none)";
+}
+
+/* "split 1M=3 8k=1; merge never=2" */
+static void print_decisions(json_t *d)
+{
+	const char *cb, *dec, *sep = "";
+	json_t *byd, *n;
+
+	json_object_foreach(d, cb, byd) {
+		if (!json_object_size(byd))
+			continue;
+		printf("%s%s", sep, cb);
+		json_object_foreach(byd, dec, n)
+			printf(" %s=%lld", dec, (long long)json_integer_value(n));
+		sep = "; ";
+	}
+	printf("%s\n", *sep ? "" : "none");
+}
+
+static int cmd_status(void)
+{
+	json_t *r, *a, *p;
+	const char *why;
+	size_t i;
+
+	if (env.nargs) {
+		fprintf(stderr, "gmem-policy status: takes no arguments (gmem-policy switch POLICY "
+			"swaps)\n");
+		return CLI_EX_USAGE;
+	}
+	r = gmemd_call(json_pack("{s:s}", "cmd", "policy"));
+	if (!r)
+		return EXIT_UNREACHABLE;
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		fprintf(stderr, "gmem-policy: gmemd: %s\n",
+			json_string_value(json_object_get(r, "error")) ?: "refused");
+		json_decref(r);
+		return 1;
+	}
+	if (env.json)
+		return print_json(r);
+	a = json_object_get(r, "active");
+	printf("active: %s", active_name(r));
+	if (json_is_object(a)) {
+		why = json_string_value(json_object_get(a, "struct_ops_reason"));
+		printf(" (%s)", json_is_true(json_object_get(a, "struct_ops")) ?
+				"struct_ops registered" : why && *why ? why : "BPF_PROG_RUN");
+	}
+	printf("\nswaps: %lld, refused: %lld\n",
+	       (long long)json_integer_value(json_object_get(r, "swaps")),
+	       (long long)json_integer_value(json_object_get(r, "failed_swaps")));
+	why = json_string_value(json_object_get(r, "last_error"));
+	if (why && *why)
+		printf("last refusal: %s\n", why);
+	json_array_foreach(json_object_get(r, "policies"), i, p) {
+		printf("decisions by %s: ", json_string_value(json_object_get(p, "name")) ?: "?");
+		print_decisions(json_object_get(p, "decisions"));
+	}
+	json_decref(r);
+	return 0;
+}
+
+static int cmd_switch(void)
+{
+	json_t *r;
+	const char *prev;
+
+	if (env.nargs != 1) {
+		fprintf(stderr, "gmem-policy switch: name one POLICY (gmem-policy switch --help)\n");
+		return CLI_EX_USAGE;
+	}
+	r = gmemd_call(json_pack("{s:s, s:s}", "cmd", "policy_set", "policy", env.args[0]));
+	if (!r)
+		return EXIT_UNREACHABLE;
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		fprintf(stderr, "gmem-policy: %s\n",
+			json_string_value(json_object_get(r, "error")) ?: "gmemd refused the swap");
+		if (env.json)
+			print_json(r);
+		else
+			json_decref(r);
+		return 1;
+	}
+	if (env.json)
+		return print_json(r);
+	prev = json_string_value(json_object_get(r, "previous"));
+	printf("active: %s (was %s)\n", active_name(r), prev ? prev : "none");
+	json_decref(r);
+	return 0;
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static const struct cmd {
@@ -758,6 +928,8 @@ static const struct cmd {
 	{ "whatif", cmd_whatif, "[FILE]", whatif_doc },
 	{ "gen", cmd_gen, NULL, gen_doc },
 	{ "bench", cmd_bench, NULL, bench_doc },
+	{ "status", cmd_status, NULL, status_doc },
+	{ "switch", cmd_switch, "POLICY", switch_doc },
 };
 
 static const struct cmd *find_cmd(const char *name)

@@ -344,3 +344,48 @@ def test_gmem_policy_check_cli():
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1
     assert json.loads(p.stdout)["clamped"] == 8  # 2 splits, the merge, the fault; x2
+
+
+def test_status_and_switch_drive_a_running_gmemd(buddy):
+    """LIVE: gmem-policy status and switch are the command line for the control socket's
+    policy and policy_set: status names the active policy and its decisions, switch swaps it
+    and says what was active; a refused swap exits 1 with gmemd's reason and leaves the
+    policy in place, an unreachable gmemd exits 2 and says why, a missing POLICY is a usage
+    error."""
+    pol = os.path.join(BIN, "gmem-policy")
+    sock = ["-s", buddy.socket]
+    v = run_load("--no-vcpu", "--user-touch", "8", "--punch", "4")["exit"]["vms"][0]
+    buddy.scan()
+    st = subprocess.run([pol, "status", *sock], capture_output=True, text=True, timeout=30)
+    assert st.returncode == 0, st.stderr
+    assert st.stdout.startswith("active: buddy"), st.stdout
+    # the decisions the socket reports for buddy, as status prints them
+    want = buddy.call({"cmd": "policy"})["policies"][0]["decisions"]
+    line = [ln for ln in st.stdout.splitlines() if ln.startswith("decisions by buddy: ")][0]
+    for cb, by in want.items():
+        for dec, n in by.items():
+            assert f"{dec}={n}" in line, (line, want)
+    assert vm_decisions(buddy, v["pid"]) == {"buddy": BUDDY_8_4}
+
+    swaps = buddy.call({"cmd": "policy"})["swaps"]
+    sw = subprocess.run([pol, "switch", "churn", *sock], capture_output=True, text=True,
+                        timeout=60)
+    assert sw.returncode == 0, sw.stderr
+    assert sw.stdout.strip() == "active: churn (was buddy)"
+    assert buddy.call({"cmd": "policy"})["active"]["name"] == "churn"
+    js = json.loads(subprocess.run([pol, "status", "-j", *sock], capture_output=True,
+                                   text=True, timeout=30).stdout)
+    assert js["active"]["name"] == "churn" and js["swaps"] == swaps + 1
+
+    bad = subprocess.run([pol, "switch", "nosuch", *sock], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 1
+    assert "no policy 'nosuch'" in bad.stderr and "policy 'churn' stays active" in bad.stderr
+    assert buddy.call({"cmd": "policy"})["active"]["name"] == "churn"
+
+    gone = subprocess.run([pol, "status", "-s", "/nonexistent/gmemd.sock"],
+                          capture_output=True, text=True, timeout=30)
+    assert gone.returncode == 2 and gone.stderr.startswith("gmem-policy: "), gone.stderr
+    assert "/nonexistent/gmemd.sock" in gone.stderr
+    usage = subprocess.run([pol, "switch", *sock], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 64 and "POLICY" in usage.stderr
