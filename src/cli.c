@@ -2,6 +2,7 @@
 /* cli.c - command-line helpers shared by gmemd, gmemtrace and gmemtop. */
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,25 @@ void cli__print_version(FILE *f, const char *prog)
 {
 	fprintf(f, "%s %s (git %s, libbpf %u.%u)\n", prog, GMEMSCOPE_VERSION, GMEMSCOPE_REVISION,
 		libbpf_major_version(), libbpf_minor_version());
+}
+
+char *cli__rfc3339(const struct timespec *ts, char *buf, size_t len)
+{
+	char zone[8];
+	struct tm tm;
+	size_t n;
+
+	if (!len)
+		return buf;
+	buf[0] = 0;
+	if (!localtime_r(&ts->tv_sec, &tm))
+		return buf;
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	/* %z is "+0100"; RFC 3339 wants "+01:00" */
+	if (!n || strftime(zone, sizeof(zone), "%z", &tm) != 5)
+		return buf;
+	snprintf(buf + n, len - n, ".%03ld%.3s:%.2s", ts->tv_nsec / 1000000, zone, zone + 3);
+	return buf;
 }
 
 const char *cli__revision(void)

@@ -46,6 +46,11 @@ int cli__parse_double(const char *arg, double lo, double hi, double *out);
  */
 int cli__print_coverage(const struct loader_opts *lo, bool json, const char *prog);
 
+/* A CLOCK_REALTIME time as RFC 3339 in local time with its offset and milliseconds,
+ * "2026-12-02T06:01:02.345+01:00" (at least 30 bytes); returns buf. */
+struct timespec;
+char *cli__rfc3339(const struct timespec *ts, char *buf, size_t len);
+
 /* The git revision this build came from ("unknown" outside git), and libbpf's version "X.Y". */
 const char *cli__revision(void);
 const char *cli__libbpf_version(void);

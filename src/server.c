@@ -626,9 +626,16 @@ static void handle_request(struct server *s, struct client *c, const char *line)
 					s->opts.name, "record_size", (int)sizeof(struct gmem_event),
 					"live", s->src != NULL));
 	} else if (!strcmp(cmd, "snapshot")) {
+		struct timespec wall;
+		char when[48];
+
 		snap = model__to_json(s->model);
-		reply_json(c, json_pack("{s:b, s:I, s:o, s:o, s:o, s:o}", "ok", 1, "ts_ns",
-					(json_int_t)source__now_ns(), "model",
+		/* ts_ns is the records' clock (CLOCK_MONOTONIC); wall time beside it */
+		clock_gettime(CLOCK_REALTIME, &wall);
+		reply_json(c, json_pack("{s:b, s:I, s:s, s:I, s:o, s:o, s:o, s:o}", "ok", 1,
+					"ts_ns", (json_int_t)source__now_ns(), "time",
+					cli__rfc3339(&wall, when, sizeof(when)), "wall_ns",
+					(json_int_t)wall.tv_sec * 1000000000 + wall.tv_nsec, "model",
 					snap ? snap : json_null(), "probe", probe_json(s), "daemon",
 					server_json(s), "kvm_stats",
 					s->kvm ? kvmstats__json(s->kvm) : json_array()));

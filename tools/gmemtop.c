@@ -352,16 +352,13 @@ static int feed_wait(struct feed *feed, int sig_fd, __u64 deadline)
 
 /* ---- batch ------------------------------------------------------------------------------- */
 
+/* RFC 3339 with the offset, so batch output from hosts in other zones lines up */
 static void stamp_now(char *buf, size_t len)
 {
 	struct timespec ts;
-	struct tm tm;
-	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%03ld", ts.tv_nsec / 1000000);
+	cli__rfc3339(&ts, buf, len);
 }
 
 static int run_batch(struct feed *feed, struct top *t, int sig_fd)

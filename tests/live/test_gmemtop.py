@@ -10,6 +10,7 @@ the in-process mode (no gmemd) too, with the default socket hidden in a private 
 namespace so that nothing else on the machine can answer there.
 """
 import csv
+import re
 import io
 import json
 import os
@@ -504,8 +505,8 @@ def test_batch_json_csv_text_match_ground_truth(gmemd, loads):
     for v in vms:
         check_json_vm(got[v["pid"]], v)
 
-    rows = list(csv.DictReader(io.StringIO(run_batch("--socket", gmemd.socket, "-b", "--format",
-                                                     "csv", "-n", "2", "-d", "0.3"))))
+    rows = csv_rows = list(csv.DictReader(io.StringIO(run_batch(
+        "--socket", gmemd.socket, "-b", "--format", "csv", "-n", "2", "-d", "0.3"))))
     for v in vms:
         mine = [r for r in rows if int(r["pid"]) == v["pid"]]
         assert len(mine) == 2
@@ -526,6 +527,15 @@ def test_batch_json_csv_text_match_ground_truth(gmemd, loads):
     p = subprocess.run([GMEMTOP, "--socket", gmemd.socket, "-n", "1"], capture_output=True,
                        text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert p.returncode == 0 and shows_truth(p.stdout, vms)
+
+    # times as RFC 3339 with the offset, in every format, and the snapshot's wall clock
+    # beside its monotonic ts_ns
+    rfc3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d")
+    assert all(rfc3339.fullmatch(r["time"]) for r in csv_rows), csv_rows[0]["time"]
+    assert rfc3339.fullmatch(once["time"]), once["time"]
+    assert rfc3339.search(text.splitlines()[0]), text.splitlines()[0]
+    snap = gmemd.call({"cmd": "snapshot"})
+    assert rfc3339.fullmatch(snap["time"]) and abs(snap["wall_ns"] / 1e9 - time.time()) < 60
 
 
 def named_load(loads, tmp_path, name, *args):

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* Unit tests for the exporter's content negotiation (src/server.c). */
+/* Unit tests for the exporter's content negotiation (src/server.c) and the RFC 3339 times its
+ * snapshots and gmemtop's batch output carry (src/cli.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include <cmocka.h>
 
+#include "cli.h"
 #include "server.h"
 
 static void test_openmetrics_negotiation(void **state)
@@ -33,10 +37,32 @@ static void test_openmetrics_negotiation(void **state)
 	assert_true(server__wants_openmetrics(" Application/OpenMetrics-Text ; q=0.9 ,text/plain;q=0.8"));
 }
 
+static void check_time(const char *tz, const char *want)
+{
+	/* 2026-12-02 06:01:02.345 UTC */
+	struct timespec ts = { .tv_sec = 1796191262, .tv_nsec = 345678901 };
+	char buf[48];
+
+	/* POSIX zone strings: no tzdata needed */
+	setenv("TZ", tz, 1);
+	tzset();
+	assert_string_equal(cli__rfc3339(&ts, buf, sizeof(buf)), want);
+}
+
+static void test_rfc3339_with_offset(void **state)
+{
+	check_time("UTC0", "2026-12-02T06:01:02.345+00:00");
+	check_time("IST-5:30", "2026-12-02T11:31:02.345+05:30");
+	check_time("EST5", "2026-12-02T01:01:02.345-05:00");
+	unsetenv("TZ");
+	tzset();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_openmetrics_negotiation),
+		cmocka_unit_test(test_rfc3339_with_offset),
 	};
 
 	return cmocka_run_group_tests_name("server", tests, NULL, NULL);
