@@ -1430,7 +1430,7 @@ void top__footer(const struct top *t, struct top_line *line, int *cursor)
 				  "t:totals +/-:interval",
 		[TOP_VIEW_VM] = "h:help q:quit Esc:back Up/Down/PgUp/PgDn:scroll End:follow "
 				"r:reset p:pause",
-		[TOP_VIEW_HELP] = "Press any key to return",
+		[TOP_VIEW_HELP] = "Up/Down/PgUp/PgDn/Home/End: scroll   any other key: back",
 	};
 	int n;
 
@@ -1637,13 +1637,13 @@ static const struct {
 } help_keys[] = {
 	{ "Up/Down j/k", "select a VM (in a VM: scroll)" },
 	{ "PgUp/PgDn Home/End", "page, first, last" },
-	{ "Enter", "drill down into the selected VM: files, latency, recent events" },
+	{ "Enter", "drill into the selected VM: files, latency, recent events" },
 	{ "Esc Backspace Left", "back from a VM (Esc on the list clears the filter)" },
 	{ "Left/Right", "scroll the columns after PID and NAME" },
 	{ "< > F6", "sort by the previous / next column" },
 	{ "i", "invert the sort order" },
 	{ "P N M", "sort by pid, by name, by populated bytes" },
-	{ "f / F4", "filter by name (substring) or pid (comma-separated)" },
+	{ "f / F4", "filter by name (substring) or pids (a,b); Ctrl-U clears" },
 	{ "p Space", "pause / resume refreshing" },
 	{ "r", "reset counters: totals and latencies count from now" },
 	{ "t", "show totals since reset instead of rates per second" },
@@ -1659,7 +1659,7 @@ static const struct {
 	const char *what;
 } help_cols[] = {
 	{ TOP_COL_PID, "the VMM's pid (kvm->stats_id), the vm label of /metrics" },
-	{ TOP_COL_NAME, "qemu -name (guest=), --name or --id on its command line, else comm" },
+	{ TOP_COL_NAME, "qemu -name (guest=), --name or --id of its command line, or comm" },
 	{ TOP_COL_FILES, "live guest_memfd files" },
 	{ TOP_COL_SIZE, "their total size" },
 	{ TOP_COL_POPULATED, "bytes backed by allocated pages" },
@@ -1684,6 +1684,8 @@ static void page_help(struct top *t)
 	size_t i;
 
 	page_add(t, TOP_S_TITLE, "gmemtop: what the kernel does with guest_memfd memory, per VM");
+	page_add(t, TOP_S_NORMAL, "This help scrolls: Up/Down, PgUp/PgDn, Home/End. Any other key "
+		 "goes back.");
 	page_add(t, TOP_S_NORMAL, "%s", "");
 	page_add(t, TOP_S_HEADER, "KEYS");
 	for (i = 0; i < sizeof(help_keys) / sizeof(help_keys[0]); i++)
@@ -1695,7 +1697,8 @@ static void page_help(struct top *t)
 			 help_cols[i].what);
 	page_add(t, TOP_S_NORMAL, "%s", "");
 	page_add(t, TOP_S_NORMAL, "Header: host DirectMap by page size (change since start or "
-		 "reset), events/s, drops, probe coverage (gmemd --probe tells why).");
+		 "reset),");
+	page_add(t, TOP_S_NORMAL, "events/s, drops, probe coverage (gmemd --probe tells why).");
 }
 
 static void page_build(struct top *t)
@@ -1804,6 +1807,10 @@ static unsigned int key_prompt(struct top *t, int key)
 		if (t->plen)
 			t->pbuf[--t->plen] = 0;
 		return TOP_R_REDRAW;
+	case 0x15: /* Ctrl-U, as in a shell: clear the line */
+		t->plen = 0;
+		t->pbuf[0] = 0;
+		return TOP_R_REDRAW;
 	case TOP_KEY_ENTER:
 	case '\n':
 	case '\r':
@@ -1901,7 +1908,8 @@ static unsigned int key_main(struct top *t, int key)
 	case 'f':
 	case '/':
 	case TOP_KEY_F4:
-		open_prompt(t, TOP_PROMPT_FILTER, t->filter);
+		/* empty: typing replaces the filter, Enter alone shows all */
+		open_prompt(t, TOP_PROMPT_FILTER, "");
 		break;
 	case TOP_KEY_ESC:
 		if (!t->filter[0])

@@ -218,9 +218,13 @@ def test_keys_sort_filter_pause_help_totals_reset_interval(gmemd, tmux, loads):
 
     def set_filter(text, key="f"):
         tmux.keys(key)
-        tmux.wait(lambda s: "Filter (name or pid" in s, what="filter prompt")
-        for _ in range(len(mine) + 2):
-            tmux.keys("BSpace")
+        # the prompt opens empty; typed junk goes with Ctrl-U, as in a shell
+        s = tmux.wait(lambda s: "Filter (name or pid, empty = all):" in s, what="filter prompt")
+        assert s.split("Filter (name or pid, empty = all):")[1].split("\n")[0].strip() == ""
+        tmux.type("junk")
+        tmux.wait(lambda s: "empty = all): junk" in s, what="typed")
+        tmux.keys("C-u")
+        tmux.wait(lambda s: "empty = all): junk" not in s, what="Ctrl-U cleared the prompt")
         tmux.type(text)
         tmux.keys("Enter")
 
@@ -241,8 +245,12 @@ def test_keys_sort_filter_pause_help_totals_reset_interval(gmemd, tmux, loads):
 
     # help, and back with any key
     tmux.keys("h")
-    s = tmux.wait(lambda s: "KEYS" in s and "Press any key to return" in s, what="help")
-    assert "sort by the previous / next column" in s
+    s = tmux.wait(lambda s: "KEYS" in s and "any other key: back" in s, what="help")
+    assert "sort by the previous / next column" in s and "This help scrolls" in s
+    # it scrolls: the last line only shows at the end
+    assert "probe coverage (gmemd --probe tells why)" not in s
+    tmux.keys("End")
+    tmux.wait(lambda s: "probe coverage (gmemd --probe tells why)" in s, what="help scrolled")
     tmux.keys("x")
     tmux.wait(lambda s: row_order(s) == pids, what="back from help")
 

@@ -553,6 +553,53 @@ static void test_sort_and_filter(void **state)
 	top__key(t, 'x');
 	top__key(t, TOP_KEY_ESC);
 	assert_int_equal(top__nr_rows(t), 3);
+	/* the prompt starts empty, not with the filter in force; Ctrl-U clears what was typed */
+	top__set_filter(t, "We");
+	top__key(t, 'f');
+	top__key(t, 'd');
+	top__key(t, 'x');
+	top__key(t, 0x15);
+	top__key(t, 'd');
+	top__key(t, 'b');
+	top__key(t, TOP_KEY_ENTER);
+	assert_string_equal(top__filter(t), "db");
+	assert_int_equal(top__nr_rows(t), 1);
+	assert_int_equal(row_pid(t, 0), 300);
+	top__free(t);
+	model__free(m);
+}
+
+/* The help screen at 80x24: no line wider than the screen, it says it scrolls, and it does. */
+static void test_help_fits_80x24_and_scrolls(void **state)
+{
+	struct model *m = three_vms();
+	struct top *t = new_top(NULL);
+	const struct top_line *lines;
+	struct top_line foot;
+	size_t n, i;
+	bool says = false;
+
+	update(t, m, 1 * S);
+	top__key(t, 'h');
+	n = top__page(t, &lines);
+	assert_true(n > 22); /* more than fits: it must scroll */
+	for (i = 0; i < n; i++) {
+		if (strlen(lines[i].text) > 80)
+			fail_msg("help line %zu is %zu columns: %s", i, strlen(lines[i].text),
+				 lines[i].text);
+		says |= strstr(lines[i].text, "scrolls") != NULL;
+	}
+	assert_true(says);
+	top__footer(t, &foot, NULL);
+	assert_true(strlen(foot.text) <= 80);
+	assert_non_null(strstr(foot.text, "scroll"));
+	assert_int_equal(top__page_scroll(t), 0);
+	top__key(t, TOP_KEY_PGDN);
+	assert_true(top__page_scroll(t) > 0);
+	top__key(t, TOP_KEY_HOME);
+	assert_int_equal(top__page_scroll(t), 0);
+	top__key(t, 'x'); /* any other key: back */
+	assert_int_equal(top__view(t), TOP_VIEW_MAIN);
 	top__free(t);
 	model__free(m);
 }
@@ -926,6 +973,7 @@ int main(void)
 		cmocka_unit_test(test_names_resolved_once),
 		cmocka_unit_test(test_reset_rebases_totals_and_latency),
 		cmocka_unit_test(test_sort_and_filter),
+		cmocka_unit_test(test_help_fits_80x24_and_scrolls),
 		cmocka_unit_test(test_selection_follows_vm),
 		cmocka_unit_test(test_keys_and_reactions),
 		cmocka_unit_test(test_table_text),
