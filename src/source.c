@@ -458,6 +458,14 @@ static int inoset_copy(struct inoset *dst, const struct inoset *src)
 	return 0;
 }
 
+static void walk(struct source *s, bool begin)
+{
+	void (*fn)(void *) = begin ? s->opts.walk_begin : s->opts.walk_end;
+
+	if (fn)
+		fn(s->opts.walk_ctx);
+}
+
 /*
  * The walk of every task's fd table takes milliseconds, and files come and go meanwhile. Two
  * rules keep that from inventing events:
@@ -484,7 +492,13 @@ int source__scan(struct source *s)
 	ring_buffer__consume(s->rb);
 	if (releases && inoset_copy(&before, &s->known))
 		return -ENOMEM;
-	err = s->st.scan_procfs ? -EOPNOTSUPP : loader__scan(s->loader, &recs, &n);
+	if (!s->st.scan_procfs) {
+		walk(s, true);
+		err = loader__scan(s->loader, &recs, &n);
+		walk(s, false);
+	} else {
+		err = -EOPNOTSUPP;
+	}
 	if (err == -EOPNOTSUPP) {
 		/* iterators refused by this kernel (or --scan procfs): the slower /proc walk */
 		if (!s->st.scan_procfs || s->st.scans == 0)
@@ -492,7 +506,9 @@ int source__scan(struct source *s)
 								 "asked for (--scan procfs)" :
 								 "BPF iterators unavailable");
 		s->st.scan_procfs = true;
+		walk(s, true);
 		err = procscan__run(&recs, &n);
+		walk(s, false);
 	}
 	if (err) {
 		s->st.scan_errors++;

@@ -25,6 +25,14 @@ struct source_opts {
 	__u64 dmap_interval_ns; /* /proc/meminfo DirectMap sampling; 0 = 1 s */
 	const char *meminfo;    /* path, for tests; NULL = /proc/meminfo */
 	bool procfs_scan;       /* discover/release through /proc even if iterators work */
+	/*
+	 * Called around a scan's walk of every task (milliseconds with many files), during
+	 * which the source touches neither the callback nor its own tables: a daemon that holds
+	 * a lock around source__poll() can let a scrape through meanwhile. Optional.
+	 */
+	void (*walk_begin)(void *ctx);
+	void (*walk_end)(void *ctx);
+	void *walk_ctx;
 };
 
 struct source_stats {

@@ -465,6 +465,17 @@ static int print_probe(void)
 	return cli__print_coverage(&lo, env.json, "gmemd");
 }
 
+/* Around a scan's walk of every task, which touches no model: scrapes go ahead meanwhile. */
+static void walk_unlock(void *srv)
+{
+	server__unlock(srv);
+}
+
+static void walk_lock(void *srv)
+{
+	server__lock(srv);
+}
+
 /* Names a VM when the model first meets it (its create or discovery), so a VM gone by the next
  * scrape keeps its name in gmem_vm_info and the snapshots. */
 static void name_vm(void *ctx, __u32 pid, char *buf, size_t len)
@@ -541,6 +552,10 @@ int main(int argc, char **argv)
 	so.loader.ring_bytes = env.ring_mb << 20;
 	so.scan_interval_ns = (__u64)(env.scan_interval * 1e9);
 	so.procfs_scan = env.procfs_scan;
+	/* a scan's walk of every task takes milliseconds: scrapes are served meanwhile */
+	so.walk_begin = walk_unlock;
+	so.walk_end = walk_lock;
+	so.walk_ctx = srv;
 	server__lock(srv);
 	e = source__open(&src, &so, server__source_cb, srv, err, sizeof(err));
 	if (!e) {
