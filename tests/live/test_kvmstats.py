@@ -159,3 +159,81 @@ def test_bad_kvm_stats_selection_is_a_usage_error():
                        text=True, timeout=30)
     assert p.returncode == 64, p  # argp's EX_USAGE, as for every bad flag
     assert "--kvm-stats: 'Exits!' is not a stat name" in p.stderr, p.stderr
+
+
+def test_recording_carries_kvm_stats_samples():
+    """LIVE: gmemd with the default --kvm-stats; gmemtrace record subscribes to it; two VMs
+    hold their stats fds and finish their work. The recording's KVM stats samples end at the
+    values each VM read from its own stats fds (exits, halt_exits, io_exits summed over its
+    vCPU, pages_4k/2m/1g of the VM); report -j shows them per VM, per vCPU and as the mapping
+    mix; replay --max serves the gmem_kvm_* series gmemd served; jsonl names the fields."""
+    require_live()
+    import json
+    import shutil
+    import tempfile
+    import time
+    from test_gmemtrace import Recorder, Replay, gt, series
+    tmp = tempfile.mkdtemp(prefix="kvmrec-test-")
+    out = os.path.join(tmp, "kvm.gmtr")
+    d = Gmemd()
+    rec = load = None
+    try:
+        rec = Recorder(out, "--socket", d.socket)
+        load = Load("--vms", "2", "--stats-fds", "--user-touch", "8", "--guest-touch", "16",
+                    "--linger", "30")
+        vms = load.wait_phase("done")["vms"]
+        pids = [str(v["pid"]) for v in vms]
+        ours = lambda n, l: n.startswith("gmem_kvm_") and l.get("vm") in pids
+
+        def settled():
+            m = d.metrics()
+            return all(m.get("gmem_kvm_exits_total", vm=v["pid"]) == v["kvm_stats"]["exits"]
+                       and m.get("gmem_kvm_pages_4k", vm=v["pid"]) ==
+                       v["kvm_stats"]["pages_4k"] for v in vms) and m
+        live = series(wait_until(settled, timeout=10, what="gmemd's KVM stats"), ours)
+        time.sleep(2.5)  # two more ticks: their samples are in the stream
+        assert series(d.metrics(), ours) == live
+        assert rec.stop() == 0, rec.output()
+        rec = None
+        load.resume()
+        load.finish()
+    finally:
+        if rec:
+            rec.stop()
+        if load and load.proc.poll() is None:
+            load.proc.kill()
+        assert d.stop() == 0, d.output()
+    try:
+        rep = json.loads(gt("report", "-j", out).stdout)
+        by_vm = {k["vm"]: k for k in rep["kvm_stats"]}
+        assert rep["kvm_stats_bad_records"] == 0
+        for v in vms:
+            truth, k = v["kvm_stats"], by_vm[v["pid"]]
+            assert k["samples"] > 0
+            for name in ("exits", "halt_exits", "io_exits"):
+                assert k["vcpu_totals"][name] == truth[name], (name, k, truth)
+            assert k["vcpus"][0]["vcpu"] == 0
+            assert k["vcpus"][0]["stats"]["exits"] == truth["exits"]
+            # the per-vCPU set a recording always carries
+            assert {"exits", "halt_exits", "pf_taken", "pf_fixed", "halt_wait_ns"} <= \
+                set(k["vcpus"][0]["stats"])
+            for ps in ("4k", "2m", "1g"):
+                assert k["vm_stats"][f"pages_{ps}"] == truth[f"pages_{ps}"]
+                mix = k["mapping"][f"pages_{ps}"]
+                assert mix["last"] == truth[f"pages_{ps}"]
+                assert mix["min"] <= mix["first"] <= mix["max"] and mix["samples"] >= 2
+        text = gt("report", out).stdout
+        assert "KVM STATS" in text and "mapping mix" in text, text
+        r = Replay(out, "--max")
+        try:
+            assert series(r.finished(), ours) == live
+        finally:
+            assert r.stop() == 0
+        lines = [json.loads(x) for x in gt("export", out, "--format", "jsonl").stdout.split("\n")
+                 if '"kvm_stat' in x]
+        desc = [x for x in lines if x["kind"] == "kvm_stat_desc"]
+        samples = [x for x in lines if x["kind"] == "kvm_stat"]
+        assert {x["stat"] for x in desc} >= {"exits", "pages_2m", "halt_wait_ns"}
+        assert all({"stat_id", "value", "vcpu"} <= set(x) for x in samples), samples[:3]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
