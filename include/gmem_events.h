@@ -51,10 +51,10 @@ enum gmem_ev_kind {
 	/*
 	 * User space, on the tick: KVM binary stats (KVM_GET_STATS_FD). A DESC names stat id sub
 	 * before the samples that use it, in every tick: order=scope (0 the VM's fd, 1 a vCPU's),
-	 * to_order=part (bytes 32*part.. of the name), result=the descriptor's flags (type, unit,
-	 * base), tid=its exponent (s32), ino a b c=32 bytes of the name, byte i in bits 8*(i%8) of
-	 * the i/8th; see GMEM_EVF_EXPORTED. A STAT is one value: vm, sub=id, a=value in the
-	 * descriptor's unit, b=vCPU index (scope 1).
+	 * to_order=part (bytes 24*part.. of the name, part 0 or 1), result=the descriptor's flags
+	 * (type, unit, base), c=its exponent (s64), ino a b=24 bytes of the name, NUL-padded, byte
+	 * i in bits 8*(i%8) of the i/8th; see GMEM_EVF_EXPORTED. A STAT is one value: vm, sub=id, order=scope, a=value
+	 * in the descriptor's unit, b=vCPU index (scope 1).
 	 */
 	GMEM_EV_KVM_STAT_DESC = 24,
 	GMEM_EV_KVM_STAT = 25,

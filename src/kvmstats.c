@@ -602,14 +602,15 @@ void kvmstats__counts(const struct kvmstats *k, __u64 *fds, __u64 *errors, int *
 /* ---- recordings -------------------------------------------------------------------------- */
 
 #define MAX_IDS 4096 /* stat ids a replay takes: KVM has some 60 stats */
-#define NAME_PART 32 /* name bytes per DESC record: ino, a, b, c */
+#define NAME_PART 24 /* name bytes per DESC record: ino, a, b */
+#define NAME_PARTS 2 /* KVM's names are at most 48 bytes (KVM_STATS_NAME_SIZE) */
 
 void kvmstats__pack_name(struct gmem_event *e, const char *name, unsigned int part)
 {
-	__u64 *w[4] = { &e->ino, &e->a, &e->b, &e->c };
+	__u64 *w[3] = { &e->ino, &e->a, &e->b };
 	size_t len = strlen(name), i;
 
-	e->ino = e->a = e->b = e->c = 0;
+	e->ino = e->a = e->b = 0;
 	e->to_order = part;
 	for (i = 0; i < NAME_PART && part * NAME_PART + i < len; i++)
 		*w[i / 8] |= (__u64)(unsigned char)name[part * NAME_PART + i] << (8 * (i % 8));
@@ -617,15 +618,31 @@ void kvmstats__pack_name(struct gmem_event *e, const char *name, unsigned int pa
 
 bool kvmstats__unpack_name(const struct gmem_event *e, char *name, size_t len)
 {
-	const __u64 w[4] = { e->ino, e->a, e->b, e->c };
+	const __u64 w[3] = { e->ino, e->a, e->b };
 	size_t off = (size_t)e->to_order * NAME_PART, i;
 
-	if (off + NAME_PART >= len)
+	if (e->to_order >= NAME_PARTS || off + NAME_PART >= len)
 		return false;
 	for (i = 0; i < NAME_PART; i++)
 		name[off + i] = (char)(w[i / 8] >> (8 * (i % 8)));
 	name[len - 1] = 0;
 	return true;
+}
+
+bool kvmstats__desc_name(const struct gmem_event *e, char *buf, size_t len)
+{
+	char name[NAME_PART * NAME_PARTS + 1] = "";
+	const char *part;
+	size_t i;
+
+	if (!kvmstats__unpack_name(e, name, sizeof(name)))
+		return false;
+	part = name + (size_t)e->to_order * NAME_PART;
+	for (i = 0; part[i]; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789_", part[i]))
+			return false;
+	snprintf(buf, len, "%s", part);
+	return i > 0;
 }
 
 static bool listed(const char *const *list, size_t n, const char *name)
@@ -691,7 +708,8 @@ size_t kvmstats__emit(struct kvmstats *k, __u64 ts_ns, kvmstats_emit_fn cb, void
 				const struct desc *d = &src->d[j];
 				int id;
 
-				if (!recorded(k, d, src->vcpu >= 0))
+				if (!recorded(k, d, src->vcpu >= 0) ||
+				    strlen(d->name) > NAME_PART * NAME_PARTS)
 					continue;
 				id = id_get(k, d->name, d->flags, d->exponent, src->vcpu >= 0);
 				if (id < 0)
@@ -712,6 +730,7 @@ size_t kvmstats__emit(struct kvmstats *k, __u64 ts_ns, kvmstats_emit_fn cb, void
 					.sub = (__u32)id,
 					.a = src->data[d->offset / 8],
 					.b = src->vcpu >= 0 ? (__u64)src->vcpu : 0,
+					.order = src->vcpu >= 0,
 					.flags = GMEM_EVF_SYNTH,
 				};
 			}
@@ -731,7 +750,7 @@ size_t kvmstats__emit(struct kvmstats *k, __u64 ts_ns, kvmstats_emit_fn cb, void
 				.sub = (__u32)i,
 				.order = id->scope,
 				.result = (__s32)id->flags,
-				.tid = (__u32)id->exponent,
+				.c = (__u64)(__s64)id->exponent,
 				.flags = GMEM_EVF_SYNTH | (id->exported ? GMEM_EVF_EXPORTED : 0),
 			};
 
@@ -847,7 +866,7 @@ static void apply_desc(struct kvmstats *k, const struct gmem_event *e)
 	struct stat_id *id;
 	char name[NAME_MAX_LEN];
 
-	if (e->sub >= MAX_IDS || e->order > 1) {
+	if (e->sub >= MAX_IDS || e->order > 1 || e->to_order >= NAME_PARTS) {
 		k->bad_records++;
 		return;
 	}
@@ -869,7 +888,11 @@ static void apply_desc(struct kvmstats *k, const struct gmem_event *e)
 	}
 	memcpy(id->name, name, sizeof(name));
 	id->flags = (__u32)e->result;
-	id->exponent = (__s32)e->tid;
+	if ((__s64)e->c < INT16_MIN || (__s64)e->c > INT16_MAX) {
+		k->bad_records++;
+		return;
+	}
+	id->exponent = (__s32)(__s64)e->c;
 	id->scope = e->order;
 	id->exported = e->flags & GMEM_EVF_EXPORTED;
 	id->used = true; /* named: samples may use it */
@@ -899,7 +922,7 @@ void kvmstats__apply(struct kvmstats *k, const struct gmem_event *e)
 	if (e->kind != GMEM_EV_KVM_STAT)
 		return;
 	if (e->sub >= k->nids || !k->ids[e->sub].used || !e->vm ||
-	    (k->ids[e->sub].scope && e->b > INT32_MAX)) {
+	    e->order != k->ids[e->sub].scope || (e->order && e->b > INT32_MAX)) {
 		k->bad_records++;
 		return;
 	}
@@ -990,4 +1013,33 @@ json_t *kvmstats__report_json(const struct kvmstats *k)
 						     mix));
 	}
 	return arr;
+}
+
+const char *kvmstats__type_name(__u32 flags)
+{
+	switch (flags & KVM_STATS_TYPE_MASK) {
+	case KVM_STATS_TYPE_CUMULATIVE: return "cumulative";
+	case KVM_STATS_TYPE_INSTANT: return "instant";
+	case KVM_STATS_TYPE_PEAK: return "peak";
+	case KVM_STATS_TYPE_LINEAR_HIST: return "linear_hist";
+	case KVM_STATS_TYPE_LOG_HIST: return "log_hist";
+	default: return "?";
+	}
+}
+
+const char *kvmstats__unit_name(__u32 flags)
+{
+	switch (flags & KVM_STATS_UNIT_MASK) {
+	case KVM_STATS_UNIT_NONE: return "none";
+	case KVM_STATS_UNIT_BYTES: return "bytes";
+	case KVM_STATS_UNIT_SECONDS: return "seconds";
+	case KVM_STATS_UNIT_CYCLES: return "cycles";
+	case KVM_STATS_UNIT_BOOLEAN: return "boolean";
+	default: return "?";
+	}
+}
+
+unsigned int kvmstats__base(__u32 flags)
+{
+	return (flags & KVM_STATS_BASE_MASK) == KVM_STATS_BASE_POW2 ? 2 : 10;
 }

@@ -86,10 +86,17 @@ __u64 kvmstats__bad_records(const struct kvmstats *k);
 /* The mapping mix of one VM, NULL when the recording has no samples of it. */
 const struct kvmstats_mix *kvmstats__mix(const struct kvmstats *k, __u32 vm);
 
-/* Name bytes of a DESC record (ino, a, b, c: 32 bytes) and back; part selects bytes 32*part.. */
+/* Name bytes of a DESC record (ino, a, b: 24 bytes) and back; part selects bytes 24*part.. */
 void kvmstats__pack_name(struct gmem_event *e, const char *name, unsigned int part);
 /* Appends the record's bytes to name (size len, NUL-terminated); false on a bad part. */
 bool kvmstats__unpack_name(const struct gmem_event *e, char *name, size_t len);
+
+/* This DESC record's part of the name, when it is one KVM could give ([a-z0-9_]+). */
+bool kvmstats__desc_name(const struct gmem_event *e, char *buf, size_t len);
+/* The descriptor flags' parts by name ("cumulative", "seconds", ...; "?" for others). */
+const char *kvmstats__type_name(__u32 flags);
+const char *kvmstats__unit_name(__u32 flags);
+unsigned int kvmstats__base(__u32 flags); /* 10 or 2 */
 
 /* Named scalar stats from one stats fd (a VMM reading its own); how many were found, -errno. */
 int kvmstats__read_fd(int fd, const char *const *names, __u64 *vals, size_t n);

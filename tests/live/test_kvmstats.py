@@ -166,7 +166,8 @@ def test_recording_carries_kvm_stats_samples():
     hold their stats fds and finish their work. The recording's KVM stats samples end at the
     values each VM read from its own stats fds (exits, halt_exits, io_exits summed over its
     vCPU, pages_4k/2m/1g of the VM); report -j shows them per VM, per vCPU and as the mapping
-    mix; replay --max serves the gmem_kvm_* series gmemd served; jsonl names the fields."""
+    mix; replay --max serves the gmem_kvm_* series gmemd served; jsonl names the fields;
+    the Perfetto export's counter tracks per VM and per vCPU end at the same values."""
     require_live()
     import json
     import shutil
@@ -234,6 +235,16 @@ def test_recording_carries_kvm_stats_samples():
         desc = [x for x in lines if x["kind"] == "kvm_stat_desc"]
         samples = [x for x in lines if x["kind"] == "kvm_stat"]
         assert {x["stat"] for x in desc} >= {"exits", "pages_2m", "halt_wait_ns"}
-        assert all({"stat_id", "value", "vcpu"} <= set(x) for x in samples), samples[:3]
+        assert all({"stat_id", "value", "scope"} <= set(x) for x in samples), samples[:3]
+        assert all(("vcpu" in x) == (x["scope"] == "vcpu") for x in samples), samples[:3]
+        # Perfetto: a counter track per VM stat and per vCPU stat in the VM's process
+        pf = os.path.join(tmp, "kvm.json")
+        gt("export", out, "--format", "perfetto", "-o", pf)
+        with open(pf) as f:
+            evs = [e for e in json.load(f)["traceEvents"] if e.get("cat") == "kvm"]
+        for v in vms:
+            last = {e["name"]: e["args"] for e in evs if e["pid"] == v["pid"]}
+            assert last["vCPU 0 exits"] == {"exits": v["kvm_stats"]["exits"]}, last
+            assert last["KVM pages_2m"] == {"pages_2m": v["kvm_stats"]["pages_2m"]}, last
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
