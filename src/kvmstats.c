@@ -2,11 +2,13 @@
 /* kvmstats.c - KVM binary stats of watched VMs, from the stats fds their VMMs hold. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/kvm.h>
@@ -1042,4 +1044,45 @@ const char *kvmstats__unit_name(__u32 flags)
 unsigned int kvmstats__base(__u32 flags)
 {
 	return (flags & KVM_STATS_BASE_MASK) == KVM_STATS_BASE_POW2 ? 2 : 10;
+}
+
+int kvmstats__probe(char *why, size_t len)
+{
+	struct kvm_stats_header h;
+	int kvm, vm = -1, fd = -1, err;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		err = -errno;
+		snprintf(why, len, "cannot open /dev/kvm: %s", strerror(-err));
+		return err;
+	}
+	/* the real question: does a VM of this kernel hand out a stats fd? */
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		err = -errno;
+		snprintf(why, len, "cannot create a test VM: %s", strerror(-err));
+		goto cleanup;
+	}
+	fd = ioctl(vm, KVM_GET_STATS_FD, NULL);
+	if (fd < 0) {
+		err = -errno;
+		snprintf(why, len, "KVM_GET_STATS_FD on a test VM: %s (a kernel before 5.14, or "
+			 "one that refuses it: no gmem_kvm_* series)", strerror(-err));
+		goto cleanup;
+	}
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h)) {
+		err = -EIO;
+		snprintf(why, len, "KVM_GET_STATS_FD on a test VM: its header does not read");
+		goto cleanup;
+	}
+	err = (int)h.num_desc;
+	snprintf(why, len, "KVM_GET_STATS_FD on a test VM: %u VM stats", h.num_desc);
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	if (vm >= 0)
+		close(vm);
+	close(kvm);
+	return err;
 }

@@ -50,6 +50,12 @@ json_t *kvmstats__json(const struct kvmstats *k);
 /* Counts for gmemd's own health: fds read, and lookups that failed (EPERM: no ptrace access). */
 void kvmstats__counts(const struct kvmstats *k, __u64 *fds, __u64 *errors, int *last_errno);
 
+/*
+ * Whether this kernel gives binary stats: creates a VM, asks for its stats fd, closes both at
+ * once. The number of VM stats, or -errno; why says what was found either way.
+ */
+int kvmstats__probe(char *why, size_t len);
+
 /* ---- recordings (docs/recording-format.md: KVM_STAT_DESC, KVM_STAT) ------------------------ */
 
 /*
