@@ -2822,7 +2822,7 @@ static bool whatif_keep(struct whatif_src *s, const struct gmem_event *e)
 {
 	unsigned int k;
 
-	if (!s->vm)
+	if (!s->vm || e->kind == GMEM_EV_KVM_STAT_DESC)
 		return true;
 	if (e->vm == s->vm) {
 		if ((e->kind == GMEM_EV_FILE_CREATE || e->kind == GMEM_EV_FILE_DISCOVER) &&

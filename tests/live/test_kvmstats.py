@@ -166,7 +166,8 @@ def test_recording_carries_kvm_stats_samples():
     hold their stats fds and finish their work. The recording's KVM stats samples end at the
     values each VM read from its own stats fds (exits, halt_exits, io_exits summed over its
     vCPU, pages_4k/2m/1g of the VM); report -j shows them per VM, per vCPU and as the mapping
-    mix; replay --max serves the gmem_kvm_* series gmemd served; jsonl names the fields;
+    mix; whatif puts the mix beside the policy's coverage; replay --max serves the gmem_kvm_*
+    series gmemd served; jsonl names the fields;
     the Perfetto export's counter tracks per VM and per vCPU end at the same values."""
     require_live()
     import json
@@ -225,6 +226,11 @@ def test_recording_carries_kvm_stats_samples():
                 assert mix["min"] <= mix["first"] <= mix["max"] and mix["samples"] >= 2
         text = gt("report", out).stdout
         assert "KVM STATS" in text and "mapping mix" in text, text
+        # what-if puts the recorded mix, summed over the VMs, beside the policies' coverage
+        wi = json.loads(gt("whatif", out, "-p", "split4k", "-j").stdout)["recorded_mapping"]
+        for ps in ("4k", "2m", "1g"):
+            assert wi[f"pages_{ps}"]["last"] == sum(v["kvm_stats"][f"pages_{ps}"] for v in vms)
+        assert "KVM (rec.)" in gt("whatif", out, "-p", "split4k").stdout
         r = Replay(out, "--max")
         try:
             assert series(r.finished(), ours) == live
