@@ -273,6 +273,7 @@ static struct record_env {
 	bool quiet;
 	bool verbose;
 	bool force;
+	const char *kvm_stats;
 } rec_env;
 
 enum {
@@ -299,6 +300,7 @@ enum {
 	OPT_LIST,
 	OPT_MAXFILESERIES,
 	OPT_FORCE,
+	OPT_REC_KVM_STATS,
 };
 
 static const char record_doc[] =
@@ -350,6 +352,9 @@ static const struct argp_option record_opts[] = {
 	{ "no-fentry", OPT_NO_FENTRY, NULL, 0, "In-process: do not try the fentry tier", 3 },
 	{ "scan-interval", OPT_SCAN, "SECONDS", 0, "In-process: liveness scan period (default 2)",
 	  3 },
+	{ "kvm-stats", OPT_REC_KVM_STATS, "SET", 0, "In-process: the KVM binary stats to record "
+	  "once a second (default, all, none or NAME,... as for gmemd --kvm-stats); through "
+	  "gmemd, gmemd's --kvm-stats decides", 3 },
 	{ "quiet", 'q', NULL, 0, "No start and summary lines", 4 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's log (in-process)", 4 },
 	{},
@@ -432,10 +437,23 @@ static error_t record_parse(int key, char *arg, struct argp_state *state)
 	case 'v':
 		rec_env.verbose = true;
 		break;
+	case OPT_REC_KVM_STATS: {
+		struct kvmstats *k;
+		char why[256];
+
+		if (kvmstats__new(&k, arg, why, sizeof(why)))
+			argp_error(state, "%s", why);
+		kvmstats__free(k);
+		rec_env.kvm_stats = arg;
+		break;
+	}
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
 		break;
 	case ARGP_KEY_END:
+		if (rec_env.kvm_stats && !rec_env.in_process)
+			argp_error(state, "--kvm-stats needs --in-process (through gmemd, "
+				   "gmemd's --kvm-stats decides)");
 		if (rec_env.rotate_size && rec_env.rotate_time)
 			argp_error(state, "--rotate-size and --rotate-time: choose one");
 		if (rec_env.max_files && !rec_env.rotate_size && !rec_env.rotate_time)
@@ -464,6 +482,8 @@ struct recorder {
 	__u64 preamble;             /* records this file opened with (carried over) */
 	struct gmem_event *descs;   /* the latest KVM_STAT_DESC of each id and part, carried over */
 	size_t ndescs;
+	__u32 *kpids;               /* in-process: the VMs whose KVM stats to read */
+	size_t nkpids, cap_kpids;
 	int err;
 	char errmsg[512];
 };
@@ -527,6 +547,35 @@ static void rec_keep_desc(struct recorder *r, const struct gmem_event *e)
 	r->descs[r->ndescs++] = *e;
 }
 
+/* In-process: the VMs as their records show them, from their first file to their exit. */
+static void rec_track_vm(struct recorder *r, const struct gmem_event *e)
+{
+	size_t i;
+
+	if (!e->vm || (e->kind != GMEM_EV_FILE_CREATE && e->kind != GMEM_EV_FILE_DISCOVER &&
+		       e->kind != GMEM_EV_BIND && e->kind != GMEM_EV_VM_EXIT))
+		return;
+	for (i = 0; i < r->nkpids && r->kpids[i] != e->vm; i++)
+		;
+	if (e->kind == GMEM_EV_VM_EXIT) {
+		if (i < r->nkpids)
+			r->kpids[i] = r->kpids[--r->nkpids];
+		return;
+	}
+	if (i < r->nkpids)
+		return;
+	if (r->nkpids == r->cap_kpids) {
+		size_t cap = r->cap_kpids ? r->cap_kpids * 2 : 16;
+		__u32 *np = realloc(r->kpids, cap * sizeof(*np));
+
+		if (!np)
+			return;
+		r->kpids = np;
+		r->cap_kpids = cap;
+	}
+	r->kpids[r->nkpids++] = e->vm;
+}
+
 static void rec_add(struct recorder *r, const struct gmem_event *e)
 {
 	int err;
@@ -539,6 +588,7 @@ static void rec_add(struct recorder *r, const struct gmem_event *e)
 	}
 	if (e->kind == GMEM_EV_KVM_STAT_DESC && rotating())
 		rec_keep_desc(r, e);
+	rec_track_vm(r, e);
 	if (r->carry)
 		model__apply(r->carry, e);
 	if (!r->w) {
@@ -965,6 +1015,8 @@ static int do_record(int argc, char **argv)
 	struct source *src = NULL;
 	struct recorder r = {};
 	struct conn c = { .fd = -1 };
+	struct kvmstats *kvm = NULL;
+	__u64 next_kvm = 0;
 	const char *reason = "stopped";
 	json_t *meta = NULL, *recj, *filter = NULL;
 	__u64 start, last_progress = 0, end_at = 0;
@@ -1046,9 +1098,15 @@ static int do_record(int argc, char **argv)
 		}
 		json_object_set_new(meta, "probe", ctl__probe_json(source__table(src)));
 		json_object_set_new(meta, "source",
-				    json_pack("{s:s, s:I, s:f}", "kind", "in-process",
+				    json_pack("{s:s, s:I, s:f, s:s}", "kind", "in-process",
 					      "ring_bytes", (json_int_t)(rec_env.ring_mb << 20),
-					      "scan_interval_s", rec_env.scan_interval));
+					      "scan_interval_s", rec_env.scan_interval, "kvm_stats",
+					      rec_env.kvm_stats ? rec_env.kvm_stats : "default"));
+		/* KVM's stats as gmemd would send them: read once a second, the same records */
+		if (kvmstats__new(&kvm, rec_env.kvm_stats, err, sizeof(err))) {
+			fprintf(stderr, "gmemtrace: %s\n", err);
+			goto cleanup;
+		}
 	}
 	r.meta_base = meta;
 	if (keep_previous())
@@ -1141,6 +1199,11 @@ static int do_record(int argc, char **argv)
 				r.err = n;
 				break;
 			}
+			if (kvmstats__enabled(kvm) && now_ns() >= next_kvm) {
+				kvmstats__update(kvm, r.kpids, r.nkpids);
+				kvmstats__emit(kvm, now_ns(), rec_source_cb, &r);
+				next_kvm = now_ns() + 1000000000ull;
+			}
 		}
 		if (r.err)
 			break;
@@ -1200,6 +1263,8 @@ cleanup:
 	free(r.pending);
 	free(r.inos.slots);
 	free(r.descs);
+	free(r.kpids);
+	kvmstats__free(kvm);
 	model__free(r.carry);
 	json_decref(meta);
 	if (sig_fd >= 0)

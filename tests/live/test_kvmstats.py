@@ -351,3 +351,43 @@ def test_probe_reports_kvm_binary_stats(refused):
         assert k["state"] == "available", k
         assert k["reason"].endswith(" VM stats") and line[0].startswith(
             "kvm binary stats: available: KVM_GET_STATS_FD on a test VM: ")
+
+
+def test_in_process_recording_carries_kvm_stats():
+    """LIVE: without gmemd, gmemtrace record --in-process reads the stats fds of the VMs its
+    own probes find, once a second, and records the same samples: the report's last values
+    equal what the VM read from its own stats fds. --kvm-stats without --in-process is a usage
+    error (gmemd decides what it sends)."""
+    require_live()
+    import json
+    import shutil
+    import tempfile
+    import time
+    from test_gmemtrace import GMEMTRACE, Recorder, gt
+    p = subprocess.run([GMEMTRACE, "record", "--kvm-stats", "all", "-o", "/nonexistent/x"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 64 and "--kvm-stats needs --in-process" in p.stderr, p.stderr
+    tmp = tempfile.mkdtemp(prefix="kvmrec-inproc-")
+    out = os.path.join(tmp, "k.gmtr")
+    rec = Recorder(out, "--in-process", "--scan-interval", "0.5", "--kvm-stats", "all")
+    load = None
+    try:
+        load = Load("--vms", "1", "--stats-fds", "--guest-touch", "8", "--linger", "30")
+        v = load.wait_phase("done")["vms"][0]
+        time.sleep(3)  # the VM found, then two ticks of its final values
+        assert rec.stop() == 0, rec.output()
+        rec = None
+        load.resume()
+        load.finish()
+        rep = json.loads(gt("report", "-j", out).stdout)
+        k = {x["vm"]: x for x in rep["kvm_stats"]}[v["pid"]]
+        for name in ("exits", "halt_exits", "io_exits"):
+            assert k["vcpu_totals"][name] == v["kvm_stats"][name], (name, k)
+        assert k["vm_stats"]["pages_2m"] == v["kvm_stats"]["pages_2m"]
+        assert "mmu_cache_miss" in k["vm_stats"]  # --kvm-stats all: beyond the default set
+    finally:
+        if rec:
+            rec.stop()
+        if load and load.proc.poll() is None:
+            load.proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
