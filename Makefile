@@ -207,13 +207,13 @@ bench: all
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -D_GNU_SOURCE -Iinclude -Isrc \
 	$(shell pkg-config --cflags jansson zlib 2>/dev/null)
-FUZZ_LIB_SRCS := src/recording.c src/model.c src/histo.c src/export.c src/strbuf.c
+FUZZ_LIB_SRCS := src/recording.c src/model.c src/histo.c src/export.c src/strbuf.c src/kvmstats.c
 FUZZERS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 
 $(O)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard src/*.h) $(wildcard include/*.h)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) -ljansson -lz -lpthread -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) -ljansson -lz -lpthread -lm -o $@
 
 .PHONY: fuzz
 fuzz: $(FUZZERS)

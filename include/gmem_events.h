@@ -48,6 +48,16 @@ enum gmem_ev_kind {
 	GMEM_EV_LOST = 21,         /* user space: a=records lost since the last LOST record */
 	GMEM_EV_VM_EXIT = 22,      /* the VMM process (vm) exited */
 	GMEM_EV_FD_CLOSE = 23,     /* ino: a VMM closed a gmem fd; a release may follow (a hint) */
+	/*
+	 * User space, on the tick: KVM binary stats (KVM_GET_STATS_FD). A DESC names stat id sub
+	 * before the samples that use it, in every tick: order=scope (0 the VM's fd, 1 a vCPU's),
+	 * to_order=part (bytes 24*part.. of the name, part 0 or 1), result=the descriptor's flags
+	 * (type, unit, base), c=its exponent (s64), ino a b=24 bytes of the name, NUL-padded, byte
+	 * i in bits 8*(i%8) of the i/8th; see GMEM_EVF_EXPORTED. A STAT is one value: vm, sub=id, order=scope, a=value
+	 * in the descriptor's unit, b=vCPU index (scope 1).
+	 */
+	GMEM_EV_KVM_STAT_DESC = 24,
+	GMEM_EV_KVM_STAT = 25,
 	GMEM_EV_KIND_MAX
 };
 
@@ -123,6 +133,8 @@ enum gmem_tdx_op {
  * anomalies.releases_recovered / exits_recovered.
  */
 #define GMEM_EVF_LATE     (1u << 5)
+/* KVM_STAT_DESC: the stat is in the recorder's /metrics set (gmemd --kvm-stats). */
+#define GMEM_EVF_EXPORTED (1u << 6)
 
 /* The key of the drops map: the process running when a record found the ring full. */
 struct gmem_drop_key {

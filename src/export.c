@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "export.h"
+#include "kvmstats.h"
 #include "model.h"
 
 /* ---- names ------------------------------------------------------------------------------- */
@@ -78,6 +79,7 @@ static const struct {
 	{ GMEM_EVF_RANGE, "range" },
 	{ GMEM_EVF_INFILE, "infile" },
 	{ GMEM_EVF_LATE, "late" },
+	{ GMEM_EVF_EXPORTED, "exported" },
 };
 
 #define NFLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
@@ -166,6 +168,24 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
 	case GMEM_EV_LOST:
 		strbuf__printf(o, " lost=%llu", a);
 		break;
+	case GMEM_EV_KVM_STAT_DESC: {
+		char name[40];
+
+		if (!kvmstats__desc_name(e, name, sizeof(name)))
+			snprintf(name, sizeof(name), "?");
+		strbuf__printf(o, " stat_id=%u %s=%s scope=%s type=%s unit=%s base=%u "
+			       "exponent=%d", e->sub, e->to_order ? "stat_part1" : "stat", name,
+			       e->order ? "vcpu" : "vm", kvmstats__type_name(e->result),
+			       kvmstats__unit_name(e->result),
+			       kvmstats__base(e->result), (int)(__s64)e->c);
+		break;
+	}
+	case GMEM_EV_KVM_STAT:
+		if (e->order)
+			strbuf__printf(o, " stat_id=%u vcpu=%llu value=%llu", e->sub, b, a);
+		else
+			strbuf__printf(o, " stat_id=%u value=%llu", e->sub, a);
+		break;
 	default:
 		strbuf__printf(o, " ino=%llu a=%llu b=%llu c=%llu sub=%u order=%u to_order=%u "
 			       "result=%d", ino, a, b, c, e->sub, e->order, e->to_order, e->result);
@@ -195,8 +215,12 @@ int export__csv_header(FILE *f)
 int export__csv(FILE *f, const struct gmem_event *e, const char *kind_name)
 {
 	const char *sub = export__sub_name(e->kind, e->sub);
+	char name[40];
 	int n;
 
+	/* a DESC's sub_name is the stat it names (its part of the name) */
+	if (e->kind == GMEM_EV_KVM_STAT_DESC && kvmstats__desc_name(e, name, sizeof(name)))
+		sub = name;
 	/* every field is a number or a name of [a-z0-9_]: nothing needs quoting */
 	errno = 0;
 	n = fprintf(f, "%llu,%s,%u,%u,%llu,%llu,%llu,%llu,%d,%u,%s,%u,%u,%u\n",
@@ -212,6 +236,31 @@ static json_t *ju64(__u64 v)
 {
 	return v > LLONG_MAX ? json_sprintf("%llu", (unsigned long long)v) :
 			       json_integer((json_int_t)v);
+}
+
+/* KVM stats records: their fields by meaning, beside the raw ones. */
+static void kvm_json(json_t *o, const struct gmem_event *e)
+{
+	char name[40];
+
+	if (e->kind == GMEM_EV_KVM_STAT_DESC) {
+		json_object_set_new(o, "stat_id", json_integer(e->sub));
+		if (kvmstats__desc_name(e, name, sizeof(name)))
+			json_object_set_new(o, e->to_order ? "stat_part1" : "stat",
+					    json_string(name));
+		json_object_set_new(o, "scope", json_string(e->order ? "vcpu" : "vm"));
+		json_object_set_new(o, "type", json_string(kvmstats__type_name(e->result)));
+		json_object_set_new(o, "unit", json_string(kvmstats__unit_name(e->result)));
+		json_object_set_new(o, "base", json_integer(kvmstats__base(e->result)));
+		json_object_set_new(o, "exponent", json_integer((json_int_t)(__s64)e->c));
+		json_object_set_new(o, "exported", json_boolean(e->flags & GMEM_EVF_EXPORTED));
+	} else if (e->kind == GMEM_EV_KVM_STAT) {
+		json_object_set_new(o, "stat_id", json_integer(e->sub));
+		json_object_set_new(o, "scope", json_string(e->order ? "vcpu" : "vm"));
+		json_object_set_new(o, "value", ju64(e->a));
+		if (e->order)
+			json_object_set_new(o, "vcpu", ju64(e->b));
+	}
 }
 
 json_t *export__json(const struct gmem_event *e, const char *kind_name)
@@ -240,6 +289,7 @@ json_t *export__json(const struct gmem_event *e, const char *kind_name)
 		if (e->flags & flag_names[i].bit)
 			json_array_append_new(fl, json_string(flag_names[i].name));
 	json_object_set_new(o, "flag_names", fl);
+	kvm_json(o, e);
 	return o;
 }
 
@@ -261,6 +311,11 @@ struct open_conv {
 	__u64 attr_ns;
 };
 
+struct pf_stat {
+	char name[72];
+	bool named;
+};
+
 struct perfetto {
 	FILE *out;
 	struct perfetto_opts o;
@@ -274,6 +329,8 @@ struct perfetto {
 	size_t nconv, cap_conv;
 	__u64 *threads; /* (pid << 32 | tid) already named, sorted */
 	size_t nthreads, cap_threads;
+	struct pf_stat *stats; /* KVM stat ids, as the DESC records named them */
+	size_t nstats;
 	int err;
 };
 
@@ -463,6 +520,52 @@ static __u64 pf_populated(const struct model *m, __u64 ino, __u32 *vm)
 	return f->populated_pages * MODEL_PAGE_SIZE;
 }
 
+#define PF_MAX_STATS 4096
+
+static void pf_kvm_desc(struct perfetto *p, const struct gmem_event *e)
+{
+	struct pf_stat *ns;
+	char part[40];
+
+	if (e->sub >= PF_MAX_STATS || !kvmstats__desc_name(e, part, sizeof(part)))
+		return;
+	if (e->sub >= p->nstats) {
+		ns = realloc(p->stats, (e->sub + 1) * sizeof(*ns));
+		if (!ns) {
+			p->err = -ENOMEM;
+			return;
+		}
+		memset(ns + p->nstats, 0, (e->sub + 1 - p->nstats) * sizeof(*ns));
+		p->stats = ns;
+		p->nstats = e->sub + 1;
+	}
+	ns = &p->stats[e->sub];
+	if (e->to_order == 0)
+		snprintf(ns->name, sizeof(ns->name), "%s", part);
+	else if (ns->named && strlen(ns->name) == 24)
+		snprintf(ns->name + 24, sizeof(ns->name) - 24, "%s", part);
+	ns->named = true;
+}
+
+/* A counter track per KVM stat in the VM's process: the VM's own, and one per vCPU. */
+static void pf_kvm_stat(struct perfetto *p, const struct gmem_event *e, __u32 pid)
+{
+	char name[112];
+	const char *stat;
+
+	if (e->sub >= p->nstats || !p->stats[e->sub].named)
+		return; /* no DESC named it: nothing to call the track */
+	stat = p->stats[e->sub].name;
+	pf_process(p, pid);
+	if (e->order)
+		snprintf(name, sizeof(name), "vCPU %llu %s", (unsigned long long)e->b, stat);
+	else
+		snprintf(name, sizeof(name), "KVM %s", stat);
+	pf_emit(p, json_pack("{s:s, s:s, s:s, s:f, s:I, s:{s:I}}", "name", name, "cat", "kvm",
+			     "ph", "C", "ts", pf_us(p, e->ts_ns), "pid", (json_int_t)pid, "args",
+			     stat, (json_int_t)e->a));
+}
+
 int perfetto__add(struct perfetto *p, const struct gmem_event *e)
 {
 	__u32 pid = e->vm, owner_before = 0, owner_after = 0;
@@ -542,6 +645,12 @@ int perfetto__add(struct perfetto *p, const struct gmem_event *e)
 				     "ph", "C", "ts", pf_us(p, e->ts_ns), "pid", 0, "args", "4k",
 				     (json_int_t)e->a, "2M", (json_int_t)e->b, "1G",
 				     (json_int_t)e->c));
+		break;
+	case GMEM_EV_KVM_STAT_DESC:
+		pf_kvm_desc(p, e);
+		break;
+	case GMEM_EV_KVM_STAT:
+		pf_kvm_stat(p, e, pid);
 		break;
 	case GMEM_EV_FAULT:
 		snprintf(name, sizeof(name), "fault (%s)", model__source_name(e->sub));
@@ -628,5 +737,6 @@ void perfetto__free(struct perfetto *p)
 	free(p->vms);
 	free(p->conv);
 	free(p->threads);
+	free(p->stats);
 	free(p);
 }

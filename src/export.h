@@ -9,7 +9,8 @@
  * The Perfetto trace: one process per VM (pid = the vm label, 0 = the host), one thread per
  * thread id seen; a conversion is a slice on its vCPU thread from CONV_REQUEST to VCPU_RESUME
  * with the attributes call nested in it as its own slice; populated bytes per VM and the host's
- * DirectMap 4k/2M/1G mix are counters; lifecycle, punch holes, fallocates, RMP, TDX, splits
+ * DirectMap 4k/2M/1G mix are counters, as are KVM's binary stats (a track per stat of the VM,
+ * "KVM NAME", and per vCPU, "vCPU N NAME", in the VM's process); lifecycle, punch holes, fallocates, RMP, TDX, splits
  * and merges are instant events. Page-level records feed the counters only. ts is in
  * microseconds since the first record. JSON goes through jansson, element by element.
  */

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "gmem_events.h"
 #include "prom.h"
 
 struct kvmstats;
@@ -48,6 +49,60 @@ json_t *kvmstats__json(const struct kvmstats *k);
 
 /* Counts for gmemd's own health: fds read, and lookups that failed (EPERM: no ptrace access). */
 void kvmstats__counts(const struct kvmstats *k, __u64 *fds, __u64 *errors, int *last_errno);
+
+/*
+ * Whether this kernel gives binary stats: creates a VM, asks for its stats fd, closes both at
+ * once. The number of VM stats, or -errno; why says what was found either way.
+ */
+int kvmstats__probe(char *why, size_t len);
+
+/* ---- recordings (docs/recording-format.md: KVM_STAT_DESC, KVM_STAT) ------------------------ */
+
+/*
+ * The tick's samples as records, to cb, all with timestamp ts_ns: a DESC for every stat id the
+ * samples use, then one KVM_STAT per VM or vCPU stat. Recorded: the scalar stats the /metrics
+ * set selects (their DESC flagged EXPORTED), and always exits, halt_exits, pf_taken, pf_fixed
+ * and halt_wait_ns per vCPU, pages_4k/2m/1g per VM. Histograms are not recorded. Returns the
+ * records emitted.
+ */
+typedef void (*kvmstats_emit_fn)(void *ctx, const struct gmem_event *e);
+size_t kvmstats__emit(struct kvmstats *k, __u64 ts_ns, kvmstats_emit_fn cb, void *ctx);
+
+/* A stats set fed from a recording's records instead of fds: families, JSON and report work
+ * on it; it exports what the recorder exported. */
+int kvmstats__new_replay(struct kvmstats **out);
+/* Takes KVM_STAT_DESC, KVM_STAT and VM_EXIT records; ignores the rest. */
+void kvmstats__apply(struct kvmstats *k, const struct gmem_event *e);
+
+/* A VM's mapping mix over a recording: pages_4k, pages_2m, pages_1g in that order. */
+struct kvmstats_mix {
+	__u64 first, last, min, max;
+	__u64 n; /* samples */
+};
+#define KVMSTATS_MIX_NAMES { "pages_4k", "pages_2m", "pages_1g" }
+
+/*
+ * What a recording said per VM: [{vm, gone, samples, first_ns, last_ns, vm_stats: {name: v},
+ * vcpu_totals: {name: sum over vCPUs}, vcpus: [{vcpu, stats}], mapping: {pages_4k: {first,
+ * last, min, max, samples}, ...}}] (last values, in the descriptors' units), and how many
+ * records could not be used.
+ */
+json_t *kvmstats__report_json(const struct kvmstats *k);
+__u64 kvmstats__bad_records(const struct kvmstats *k);
+/* The mapping mix of one VM, NULL when the recording has no samples of it. */
+const struct kvmstats_mix *kvmstats__mix(const struct kvmstats *k, __u32 vm);
+
+/* Name bytes of a DESC record (ino, a, b: 24 bytes) and back; part selects bytes 24*part.. */
+void kvmstats__pack_name(struct gmem_event *e, const char *name, unsigned int part);
+/* Appends the record's bytes to name (size len, NUL-terminated); false on a bad part. */
+bool kvmstats__unpack_name(const struct gmem_event *e, char *name, size_t len);
+
+/* This DESC record's part of the name, when it is one KVM could give ([a-z0-9_]+). */
+bool kvmstats__desc_name(const struct gmem_event *e, char *buf, size_t len);
+/* The descriptor flags' parts by name ("cumulative", "seconds", ...; "?" for others). */
+const char *kvmstats__type_name(__u32 flags);
+const char *kvmstats__unit_name(__u32 flags);
+unsigned int kvmstats__base(__u32 flags); /* 10 or 2 */
 
 /* Named scalar stats from one stats fd (a VMM reading its own); how many were found, -errno. */
 int kvmstats__read_fd(int fd, const char *const *names, __u64 *vals, size_t n);

@@ -261,6 +261,8 @@ static const char *const kind_names[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_LOST] = "lost",
 	[GMEM_EV_VM_EXIT] = "vm_exit",
 	[GMEM_EV_FD_CLOSE] = "fd_close",
+	[GMEM_EV_KVM_STAT_DESC] = "kvm_stat_desc",
+	[GMEM_EV_KVM_STAT] = "kvm_stat",
 };
 
 #define NAME_OF(table, i) \

@@ -325,6 +325,10 @@ static const char *const kind_fields[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_LOST] = "a=records lost",
 	[GMEM_EV_VM_EXIT] = "vm",
 	[GMEM_EV_FD_CLOSE] = "ino",
+	[GMEM_EV_KVM_STAT_DESC] = "sub=stat id, order=scope (0 VM, 1 vCPU), to_order=name part, "
+				  "result=KVM descriptor flags, c=exponent (s64), ino a b=24 name "
+				  "bytes (byte i in bits 8*(i%8)); flags EXPORTED: in /metrics",
+	[GMEM_EV_KVM_STAT] = "vm, sub=stat id, order=scope, a=value, b=vCPU index (scope 1)",
 };
 
 const char *recording__kind_fields(unsigned int kind)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kvmstats.h"
 #include "whatif.h"
 
 #define NS_PER_S  1000000000ull
@@ -65,6 +66,71 @@ static void stats_sub(struct policy_stats *d, const struct policy_stats *a,
 		pd[i] = pa[i] - pb[i];
 }
 
+/*
+ * The recorded mapping mix: which stat ids are a VM's pages_4k/2m/1g (their DESC records say),
+ * each VM's last values, and a point of the sums per tick.
+ */
+#define KVM_IDS 4096
+#define KVM_VMS 1024
+
+struct kvm_mix {
+	__s8 which[KVM_IDS]; /* 0..2, or -1 */
+	struct {
+		__u32 vm;
+		__u64 pages[3];
+	} vm[KVM_VMS];
+	size_t nvm, cap;
+	int err;
+};
+
+static void kvm_mix_apply(struct kvm_mix *k, struct whatif_result *out, const struct gmem_event *e)
+{
+	static const char *const names[3] = KVMSTATS_MIX_NAMES;
+	struct whatif_kvm_point *pt;
+	char name[40];
+	size_t i, v;
+	int w;
+
+	if (e->kind == GMEM_EV_KVM_STAT_DESC && e->sub < KVM_IDS && !e->to_order) {
+		k->which[e->sub] = -1;
+		for (w = 0; !e->order && w < 3 && kvmstats__desc_name(e, name, sizeof(name)); w++)
+			if (!strcmp(name, names[w]))
+				k->which[e->sub] = w;
+		return;
+	}
+	if (e->kind != GMEM_EV_KVM_STAT || e->order || e->sub >= KVM_IDS || k->which[e->sub] < 0)
+		return;
+	for (v = 0; v < k->nvm && k->vm[v].vm != e->vm; v++)
+		;
+	if (v == k->nvm) {
+		if (k->nvm == KVM_VMS)
+			return;
+		k->vm[k->nvm++] = (typeof(k->vm[0])){ .vm = e->vm };
+	}
+	k->vm[v].pages[k->which[e->sub]] = e->a;
+	/* one point per tick: the samples of one tick share its timestamp */
+	pt = out->nr_kvm ? &out->kvm[out->nr_kvm - 1] : NULL;
+	if (!pt || pt->ts_ns != e->ts_ns) {
+		if (out->nr_kvm == k->cap) {
+			size_t cap = k->cap ? k->cap * 2 : 64;
+			struct whatif_kvm_point *np = realloc(out->kvm, cap * sizeof(*np));
+
+			if (!np) {
+				k->err = -ENOMEM;
+				return;
+			}
+			out->kvm = np;
+			k->cap = cap;
+		}
+		pt = &out->kvm[out->nr_kvm++];
+		pt->ts_ns = e->ts_ns;
+	}
+	memset(pt->pages, 0, sizeof(pt->pages));
+	for (i = 0; i < k->nvm; i++)
+		for (w = 0; w < 3; w++)
+			pt->pages[w] += k->vm[i].pages[w];
+}
+
 int whatif__run(const struct whatif_opts *opts, whatif_next_fn next, void *ctx,
 		struct policy **pols, int n, struct whatif_result *out)
 {
@@ -77,6 +143,7 @@ int whatif__run(const struct whatif_opts *opts, whatif_next_fn next, void *ctx,
 	};
 	struct hugemodel **models = NULL;
 	struct policy_stats *before = NULL;
+	struct kvm_mix *kmix = NULL;
 	struct gmem_event ev;
 	__u64 t0;
 	int i, r, err = 0;
@@ -87,7 +154,10 @@ int whatif__run(const struct whatif_opts *opts, whatif_next_fn next, void *ctx,
 	models = calloc(n, sizeof(*models));
 	before = calloc(n, sizeof(*before));
 	out->pol = calloc(n, sizeof(*out->pol));
-	if (!models || !before || !out->pol) {
+	kmix = calloc(1, sizeof(*kmix));
+	if (kmix)
+		memset(kmix->which, -1, sizeof(kmix->which));
+	if (!models || !before || !out->pol || !kmix) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
@@ -111,6 +181,7 @@ int whatif__run(const struct whatif_opts *opts, whatif_next_fn next, void *ctx,
 		if (ev.ts_ns > out->last_ts_ns)
 			out->last_ts_ns = ev.ts_ns;
 		out->records++;
+		kvm_mix_apply(kmix, out, &ev);
 		for (i = 0; i < n; i++) {
 			r = hugemodel__apply(models[i], &ev);
 			if (r && !err)
@@ -119,6 +190,8 @@ int whatif__run(const struct whatif_opts *opts, whatif_next_fn next, void *ctx,
 	}
 	if (r < 0 && !err)
 		err = r;
+	if (kmix->err && !err)
+		err = kmix->err;
 	if (err)
 		goto cleanup;
 	for (i = 0; i < n; i++)
@@ -150,6 +223,7 @@ cleanup:
 		hugemodel__free(models[i]);
 	free(models);
 	free(before);
+	free(kmix);
 	if (err)
 		whatif__result_free(out);
 	return err;
@@ -164,6 +238,7 @@ void whatif__result_free(struct whatif_result *r)
 	for (i = 0; r->pol && i < r->nr; i++)
 		free(r->pol[i].series);
 	free(r->pol);
+	free(r->kvm);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -317,6 +392,106 @@ static json_t *policy_json(const struct whatif_result *r, const struct whatif_po
 	return o;
 }
 
+/* The part of the guests KVM mapped with huge pages, by 4 KiB: -1 when it mapped nothing. */
+static double kvm_huge(const struct whatif_kvm_point *p)
+{
+	double huge = (double)p->pages[1] * 512 + (double)p->pages[2] * 262144;
+	double all = (double)p->pages[0] + huge;
+
+	return all > 0 ? huge / all : -1;
+}
+
+static double kvm_huge_avg(const struct whatif_result *r)
+{
+	double sum = 0;
+	size_t i, n = 0;
+
+	for (i = 0; i < r->nr_kvm; i++)
+		if (kvm_huge(&r->kvm[i]) >= 0) {
+			sum += kvm_huge(&r->kvm[i]);
+			n++;
+		}
+	return n ? sum / n : -1;
+}
+
+/* The recorded point at or before t, NULL before the first. */
+static const struct whatif_kvm_point *kvm_at(const struct whatif_result *r, __u64 t)
+{
+	const struct whatif_kvm_point *p = NULL;
+	size_t i;
+
+	for (i = 0; i < r->nr_kvm && r->kvm[i].ts_ns <= t; i++)
+		p = &r->kvm[i];
+	return p;
+}
+
+static void pct_cell(char *buf, size_t len, double v)
+{
+	if (v < 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.1f%%", 100 * v);
+}
+
+/* first, last, min, max of one page size over the recorded points */
+static void kvm_mix_stats(const struct whatif_result *r, int w, __u64 out[4])
+{
+	size_t i;
+
+	out[0] = r->kvm[0].pages[w];
+	out[1] = r->kvm[r->nr_kvm - 1].pages[w];
+	out[2] = out[3] = out[0];
+	for (i = 0; i < r->nr_kvm; i++) {
+		if (r->kvm[i].pages[w] < out[2])
+			out[2] = r->kvm[i].pages[w];
+		if (r->kvm[i].pages[w] > out[3])
+			out[3] = r->kvm[i].pages[w];
+	}
+}
+
+static json_t *num_or_null(double v)
+{
+	return v < 0 ? json_null() : json_real(v);
+}
+
+/* KVM's mapping of the guests beside the policies' coverage: null without samples. */
+static json_t *kvm_json(const struct whatif_result *r)
+{
+	static const char *const names[3] = KVMSTATS_MIX_NAMES;
+	json_t *o, *series = json_array();
+	__u64 st[4];
+	size_t i;
+	int w;
+
+	if (!r->nr_kvm) {
+		json_decref(series);
+		return json_null();
+	}
+	for (i = 0; series && i < r->nr_kvm; i++) {
+		const struct whatif_kvm_point *p = &r->kvm[i];
+
+		json_array_append_new(series, json_pack("{s:f, s:I, s:I, s:I, s:o}", "t",
+			((double)p->ts_ns - (double)r->first_ts_ns) / 1e9,
+			"pages_4k", (json_int_t)p->pages[0], "pages_2m", (json_int_t)p->pages[1],
+			"pages_1g", (json_int_t)p->pages[2], "huge_fraction",
+			num_or_null(kvm_huge(p))));
+	}
+	o = json_pack("{s:s, s:o, s:o, s:o}", "what",
+		      "KVM's pages_4k/2m/1g (binary stats sampled by gmemd), summed over VMs; "
+		      "huge_fraction is the part mapped by 2M and 1G pages, by 4 KiB",
+		      "huge_avg", num_or_null(kvm_huge_avg(r)), "huge_final",
+		      num_or_null(kvm_huge(&r->kvm[r->nr_kvm - 1])), "series",
+		      series ? series : json_null());
+	for (w = 0; o && w < 3; w++) {
+		kvm_mix_stats(r, w, st);
+		json_object_set_new(o, names[w],
+				    json_pack("{s:I, s:I, s:I, s:I}", "first", (json_int_t)st[0],
+					      "last", (json_int_t)st[1], "min", (json_int_t)st[2],
+					      "max", (json_int_t)st[3]));
+	}
+	return o;
+}
+
 json_t *whatif__json(const struct whatif_result *r)
 {
 	double trace = r->last_ts_ns > r->first_ts_ns ? (r->last_ts_ns - r->first_ts_ns) / 1e9 : 0;
@@ -330,6 +505,7 @@ json_t *whatif__json(const struct whatif_result *r)
 		      "trace_seconds", trace, "wall_seconds", wall, "records_per_second",
 		      wall > 0 ? r->records / wall : 0.0, "max_order", (int)r->max_order,
 		      "max_folio", order_name(r->max_order), "policies", pols ? pols : json_null());
+	json_object_set_new(o, "recorded_mapping", kvm_json(r));
 	return o;
 }
 
@@ -402,9 +578,9 @@ static __u64 g_field(const struct whatif_policy_result *p, int which)
 void whatif__print(FILE *f, const struct whatif_result *r)
 {
 	double trace = r->last_ts_ns > r->first_ts_ns ? (r->last_ts_ns - r->first_ts_ns) / 1e9 : 0;
-	char buf[CELLS][24], label[64];
-	const char *cells[CELLS];
-	int i, n = r->nr < CELLS ? r->nr : CELLS, k, pts;
+	char buf[CELLS + 1][24], label[64];
+	const char *cells[CELLS + 1];
+	int i, n = r->nr < CELLS ? r->nr : CELLS, k, pts, kvm;
 	unsigned int a, b;
 
 	fprintf(f, "what-if: %llu records, %.3f s of trace, folios up to %s%s; replayed in "
@@ -412,9 +588,12 @@ void whatif__print(FILE *f, const struct whatif_result *r)
 		trace, order_name(r->max_order),
 		r->no_direct_map ? ", every file no-direct-map" : "", r->wall_ns / 1e9,
 		r->wall_ns ? r->records / (r->wall_ns / 1e9) : 0.0);
+	/* beside the coverage rows: what KVM itself mapped, as the recording sampled it */
+	kvm = r->nr_kvm && n < CELLS ? 1 : 0;
 	for (i = 0; i < n; i++)
 		cells[i] = r->pol[i].name;
-	row(f, n, "", cells);
+	cells[n] = "KVM (rec.)";
+	row(f, n + kvm, "", cells);
 	for (k = 0; k < GMEM_POLICY_CB_MAX; k++) {
 		snprintf(label, sizeof(label), "decisions: %s", policy__cb_name(k));
 		row_u64(f, r, label, g_dec, k);
@@ -462,12 +641,20 @@ void whatif__print(FILE *f, const struct whatif_result *r)
 		snprintf(buf[i], sizeof(buf[i]), "%.1f%%", 100 * r->pol[i].hm.coverage_avg);
 		cells[i] = buf[i];
 	}
-	row(f, n, "huge coverage, average", cells);
+	if (kvm) {
+		pct_cell(buf[n], sizeof(buf[n]), kvm_huge_avg(r));
+		cells[n] = buf[n];
+	}
+	row(f, n + kvm, "huge coverage, average", cells);
 	for (i = 0; i < n; i++) {
 		snprintf(buf[i], sizeof(buf[i]), "%.1f%%", 100 * r->pol[i].hm.coverage_final);
 		cells[i] = buf[i];
 	}
-	row(f, n, "huge coverage, at the end", cells);
+	if (kvm) {
+		pct_cell(buf[n], sizeof(buf[n]), kvm_huge(&r->kvm[r->nr_kvm - 1]));
+		cells[n] = buf[n];
+	}
+	row(f, n + kvm, "huge coverage, at the end", cells);
 	/* the series at ten evenly spaced points */
 	pts = r->nr && r->pol[0].nr_series ? 10 : 0;
 	for (k = 1; k <= pts; k++) {
@@ -487,8 +674,31 @@ void whatif__print(FILE *f, const struct whatif_result *r)
 				snprintf(buf[i], sizeof(buf[i]), "-");
 			cells[i] = buf[i];
 		}
+		if (kvm) {
+			const struct whatif_kvm_point *kp = kvm_at(r, t);
+
+			pct_cell(buf[n], sizeof(buf[n]), kp ? kvm_huge(kp) : -1);
+			cells[n] = buf[n];
+		}
 		snprintf(label, sizeof(label), "  coverage at %5.1f s", (t - r->first_ts_ns) / 1e9);
-		row(f, n, label, cells);
+		row(f, n + kvm, label, cells);
+	}
+	if (kvm) {
+		static const char *const names[3] = KVMSTATS_MIX_NAMES;
+		static const char *const heads[4] = { "FIRST", "LAST", "MIN", "MAX" };
+		__u64 st[4];
+		int w;
+
+		row(f, 4, "KVM's mapping (recorded, pages)", heads);
+		for (w = 0; w < 3; w++) {
+			kvm_mix_stats(r, w, st);
+			for (k = 0; k < 4; k++) {
+				snprintf(buf[k], sizeof(buf[k]), "%llu", (unsigned long long)st[k]);
+				cells[k] = buf[k];
+			}
+			snprintf(label, sizeof(label), "  %s", names[w]);
+			row(f, 4, label, cells);
+		}
 	}
 	row_u64(f, r, "peak populated (MiB)", g_field, 9);
 	row_u64(f, r, "direct-map 2M splits (est.)", g_field, 5);

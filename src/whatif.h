@@ -47,7 +47,18 @@ struct whatif_policy_result {
 	size_t nr_series;
 };
 
+/*
+ * KVM's own mapping of the guests as the recording sampled it (KVM_STAT records of pages_4k,
+ * pages_2m and pages_1g, gmemd's binary stats), summed over the VMs: one point per tick.
+ */
+struct whatif_kvm_point {
+	__u64 ts_ns;
+	__u64 pages[3]; /* 4k, 2m, 1g */
+};
+
 struct whatif_result {
+	struct whatif_kvm_point *kvm; /* NULL when the recording has no such samples */
+	size_t nr_kvm;
 	__u64 records;
 	__u64 first_ts_ns, last_ts_ns;
 	__u64 wall_ns; /* replay time, all policies */

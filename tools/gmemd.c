@@ -648,6 +648,8 @@ int main(int argc, char **argv)
 		policy_host__tick(ph, source__now_ns());
 		if (kvmstats__enabled(kvm) && source__now_ns() >= next_kvm) {
 			kvm_update(kvm, server__model(srv));
+			/* the samples as records too: the model counts them, gmemtrace records them */
+			kvmstats__emit(kvm, source__now_ns(), server__source_cb, srv);
 			next_kvm = source__now_ns() + KVM_STATS_INTERVAL_NS;
 		}
 		server__handle(srv, pfd + n, nsrv);

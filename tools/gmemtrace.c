@@ -30,6 +30,7 @@
 #include "ctl.h"
 #include "export.h"
 #include "histo.h"
+#include "kvmstats.h"
 #include "loader.h"
 #include "model.h"
 #include "policy.h"
@@ -272,6 +273,7 @@ static struct record_env {
 	bool quiet;
 	bool verbose;
 	bool force;
+	const char *kvm_stats;
 } rec_env;
 
 enum {
@@ -298,6 +300,7 @@ enum {
 	OPT_LIST,
 	OPT_MAXFILESERIES,
 	OPT_FORCE,
+	OPT_REC_KVM_STATS,
 };
 
 static const char record_doc[] =
@@ -349,6 +352,9 @@ static const struct argp_option record_opts[] = {
 	{ "no-fentry", OPT_NO_FENTRY, NULL, 0, "In-process: do not try the fentry tier", 3 },
 	{ "scan-interval", OPT_SCAN, "SECONDS", 0, "In-process: liveness scan period (default 2)",
 	  3 },
+	{ "kvm-stats", OPT_REC_KVM_STATS, "SET", 0, "In-process: the KVM binary stats to record "
+	  "once a second (default, all, none or NAME,... as for gmemd --kvm-stats); through "
+	  "gmemd, gmemd's --kvm-stats decides", 3 },
 	{ "quiet", 'q', NULL, 0, "No start and summary lines", 4 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's log (in-process)", 4 },
 	{},
@@ -431,10 +437,23 @@ static error_t record_parse(int key, char *arg, struct argp_state *state)
 	case 'v':
 		rec_env.verbose = true;
 		break;
+	case OPT_REC_KVM_STATS: {
+		struct kvmstats *k;
+		char why[256];
+
+		if (kvmstats__new(&k, arg, why, sizeof(why)))
+			argp_error(state, "%s", why);
+		kvmstats__free(k);
+		rec_env.kvm_stats = arg;
+		break;
+	}
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
 		break;
 	case ARGP_KEY_END:
+		if (rec_env.kvm_stats && !rec_env.in_process)
+			argp_error(state, "--kvm-stats needs --in-process (through gmemd, "
+				   "gmemd's --kvm-stats decides)");
 		if (rec_env.rotate_size && rec_env.rotate_time)
 			argp_error(state, "--rotate-size and --rotate-time: choose one");
 		if (rec_env.max_files && !rec_env.rotate_size && !rec_env.rotate_time)
@@ -461,6 +480,10 @@ struct recorder {
 	bool filter;
 	__u64 events, dropped, filtered, total_events;
 	__u64 preamble;             /* records this file opened with (carried over) */
+	struct gmem_event *descs;   /* the latest KVM_STAT_DESC of each id and part, carried over */
+	size_t ndescs;
+	__u32 *kpids;               /* in-process: the VMs whose KVM stats to read */
+	size_t nkpids, cap_kpids;
 	int err;
 	char errmsg[512];
 };
@@ -493,11 +516,64 @@ static bool vm_filter_keep(struct u64set *inos, const __u32 *vms, int n,
 	} else if (e->ino && u64set_has(inos, e->ino)) {
 		keep = !e->vm; /* a file of ours under another VM: the number was reused */
 	} else {
-		keep = !e->vm && (e->kind == GMEM_EV_LOST || e->kind == GMEM_EV_DMAP_SAMPLE);
+		keep = !e->vm && (e->kind == GMEM_EV_LOST || e->kind == GMEM_EV_DMAP_SAMPLE ||
+				  e->kind == GMEM_EV_KVM_STAT_DESC);
 	}
 	if (keep && e->kind == GMEM_EV_FILE_RELEASE)
 		u64set_del(inos, e->ino);
 	return keep;
+}
+
+static bool rotating(void)
+{
+	return rec_env.rotate_size || rec_env.rotate_time;
+}
+
+/* A rotated file names the KVM stat ids it may see before the next tick names them again. */
+static void rec_keep_desc(struct recorder *r, const struct gmem_event *e)
+{
+	struct gmem_event *nd;
+	size_t i;
+
+	for (i = 0; i < r->ndescs; i++)
+		if (r->descs[i].sub == e->sub && r->descs[i].to_order == e->to_order) {
+			r->descs[i] = *e;
+			return;
+		}
+	nd = realloc(r->descs, (r->ndescs + 1) * sizeof(*nd));
+	if (!nd)
+		return;
+	r->descs = nd;
+	r->descs[r->ndescs++] = *e;
+}
+
+/* In-process: the VMs as their records show them, from their first file to their exit. */
+static void rec_track_vm(struct recorder *r, const struct gmem_event *e)
+{
+	size_t i;
+
+	if (!e->vm || (e->kind != GMEM_EV_FILE_CREATE && e->kind != GMEM_EV_FILE_DISCOVER &&
+		       e->kind != GMEM_EV_BIND && e->kind != GMEM_EV_VM_EXIT))
+		return;
+	for (i = 0; i < r->nkpids && r->kpids[i] != e->vm; i++)
+		;
+	if (e->kind == GMEM_EV_VM_EXIT) {
+		if (i < r->nkpids)
+			r->kpids[i] = r->kpids[--r->nkpids];
+		return;
+	}
+	if (i < r->nkpids)
+		return;
+	if (r->nkpids == r->cap_kpids) {
+		size_t cap = r->cap_kpids ? r->cap_kpids * 2 : 16;
+		__u32 *np = realloc(r->kpids, cap * sizeof(*np));
+
+		if (!np)
+			return;
+		r->kpids = np;
+		r->cap_kpids = cap;
+	}
+	r->kpids[r->nkpids++] = e->vm;
 }
 
 static void rec_add(struct recorder *r, const struct gmem_event *e)
@@ -510,6 +586,9 @@ static void rec_add(struct recorder *r, const struct gmem_event *e)
 		r->filtered++;
 		return;
 	}
+	if (e->kind == GMEM_EV_KVM_STAT_DESC && rotating())
+		rec_keep_desc(r, e);
+	rec_track_vm(r, e);
 	if (r->carry)
 		model__apply(r->carry, e);
 	if (!r->w) {
@@ -540,11 +619,6 @@ static void rec_add(struct recorder *r, const struct gmem_event *e)
 static void rec_source_cb(void *ctx, const struct gmem_event *e)
 {
 	rec_add(ctx, e);
-}
-
-static bool rotating(void)
-{
-	return rec_env.rotate_size || rec_env.rotate_time;
 }
 
 static void file_path(char *buf, size_t len, unsigned long seq)
@@ -624,6 +698,7 @@ static int rec_open_file(struct recorder *r, const char *previous, json_t *pream
 	json_t *meta = json_deep_copy(r->meta_base), *rec = json_object_get(meta, "recording");
 	const struct model_totals *t;
 	char err[512] = "";
+	size_t i;
 	int e;
 
 	file_path(r->path, sizeof(r->path), r->seq);
@@ -656,6 +731,13 @@ static int rec_open_file(struct recorder *r, const char *previous, json_t *pream
 						.c = t->host_direct_map_bytes[2],
 						.flags = GMEM_EVF_SYNTH };
 			/* not through rec_add: the carry model has it already */
+			recording_writer__add(r->w, &d);
+			r->events++;
+		}
+		for (i = 0; i < r->ndescs; i++) {
+			struct gmem_event d = r->descs[i];
+
+			d.ts_ns = now_ns();
 			recording_writer__add(r->w, &d);
 			r->events++;
 		}
@@ -706,7 +788,8 @@ static int rec_rotate(struct recorder *r)
 	r->seq++;
 	note = json_pack("{s:s, s:I}", "what",
 			 "FILE_DISCOVER records for the files live when the previous file was cut, "
-			 "and the host's last DirectMap sample",
+			 "the host's last DirectMap sample and the last KVM_STAT_DESC of each "
+			 "KVM stat id",
 			 "files", (json_int_t)model__nr_files(r->carry));
 	e = rec_open_file(r, prev, note);
 	json_decref(note);
@@ -932,6 +1015,8 @@ static int do_record(int argc, char **argv)
 	struct source *src = NULL;
 	struct recorder r = {};
 	struct conn c = { .fd = -1 };
+	struct kvmstats *kvm = NULL;
+	__u64 next_kvm = 0;
 	const char *reason = "stopped";
 	json_t *meta = NULL, *recj, *filter = NULL;
 	__u64 start, last_progress = 0, end_at = 0;
@@ -1013,9 +1098,15 @@ static int do_record(int argc, char **argv)
 		}
 		json_object_set_new(meta, "probe", ctl__probe_json(source__table(src)));
 		json_object_set_new(meta, "source",
-				    json_pack("{s:s, s:I, s:f}", "kind", "in-process",
+				    json_pack("{s:s, s:I, s:f, s:s}", "kind", "in-process",
 					      "ring_bytes", (json_int_t)(rec_env.ring_mb << 20),
-					      "scan_interval_s", rec_env.scan_interval));
+					      "scan_interval_s", rec_env.scan_interval, "kvm_stats",
+					      rec_env.kvm_stats ? rec_env.kvm_stats : "default"));
+		/* KVM's stats as gmemd would send them: read once a second, the same records */
+		if (kvmstats__new(&kvm, rec_env.kvm_stats, err, sizeof(err))) {
+			fprintf(stderr, "gmemtrace: %s\n", err);
+			goto cleanup;
+		}
 	}
 	r.meta_base = meta;
 	if (keep_previous())
@@ -1108,6 +1199,11 @@ static int do_record(int argc, char **argv)
 				r.err = n;
 				break;
 			}
+			if (kvmstats__enabled(kvm) && now_ns() >= next_kvm) {
+				kvmstats__update(kvm, r.kpids, r.nkpids);
+				kvmstats__emit(kvm, now_ns(), rec_source_cb, &r);
+				next_kvm = now_ns() + 1000000000ull;
+			}
 		}
 		if (r.err)
 			break;
@@ -1166,6 +1262,9 @@ cleanup:
 	free(c.buf);
 	free(r.pending);
 	free(r.inos.slots);
+	free(r.descs);
+	free(r.kpids);
+	kvmstats__free(kvm);
 	model__free(r.carry);
 	json_decref(meta);
 	if (sig_fd >= 0)
@@ -1210,8 +1309,8 @@ static void keep_released(struct readout *o, const struct model *m, const struct
 	o->gone[o->ngone++] = (struct gone_file){ .f = *f, .released_ts = e->ts_ns };
 }
 
-static int read_into_model(struct recording *r, struct model *m, struct readout *o,
-			   __u32 only_vm)
+static int read_into_model(struct recording *r, struct model *m, struct kvmstats *kvm,
+			   struct readout *o, __u32 only_vm)
 {
 	const struct gmem_event *recs;
 	struct u64set inos = {};
@@ -1228,6 +1327,7 @@ static int read_into_model(struct recording *r, struct model *m, struct readout 
 			if (e->kind == GMEM_EV_FILE_RELEASE)
 				keep_released(o, m, e);
 			model__apply(m, e);
+			kvmstats__apply(kvm, e);
 			if (!o->any || e->ts_ns < o->first_ts)
 				o->first_ts = e->ts_ns;
 			if (e->ts_ns > o->last_ts)
@@ -1554,6 +1654,72 @@ static void report_text(FILE *f, const char *path, struct recording *r, const st
 			(unsigned long long)a->late_events, (unsigned long long)a->nomem);
 }
 
+static void print_kvm_values(FILE *f, const char *title, const json_t *o)
+{
+	const char *name;
+	json_t *v;
+	int col = 23;
+
+	if (!json_object_size(o))
+		return;
+	fprintf(f, "  %-20s", title);
+	json_object_foreach((json_t *)o, name, v) {
+		int w = (int)strlen(name) + 22;
+
+		if (col + w > 100) {
+			fprintf(f, "\n  %-20s", "");
+			col = 23;
+		}
+		col += fprintf(f, " %s %lld", name, json_integer_value(v));
+	}
+	fputc('\n', f);
+}
+
+/*
+ * KVM's binary stats as gmemd sampled them on its tick: the last values per VM (vCPU
+ * cumulative stats summed, as /metrics has them), each vCPU's, and the mapping mix over time.
+ */
+static void report_kvm_text(FILE *f, const struct kvmstats *kvm)
+{
+	json_t *vms = kvmstats__report_json(kvm), *v, *c, *mix, *one;
+	const char *name;
+	size_t i, j;
+	char title[32], b1[24];
+
+	if (json_array_size(vms))
+		fprintf(f, "\nKVM STATS (KVM_GET_STATS_FD, sampled on gmemd's tick; last values)\n");
+	json_array_foreach(vms, i, v) {
+		fprintf(f, "\nVM %lld%s   %lld samples over %s\n",
+			json_integer_value(json_object_get(v, "vm")),
+			json_is_true(json_object_get(v, "gone")) ? " (exited)" : "",
+			json_integer_value(json_object_get(v, "samples")),
+			human_ns((double)(json_integer_value(json_object_get(v, "last_ns")) -
+					  json_integer_value(json_object_get(v, "first_ns"))),
+				 b1, sizeof(b1)));
+		print_kvm_values(f, "vCPUs (summed)", json_object_get(v, "vcpu_totals"));
+		print_kvm_values(f, "VM", json_object_get(v, "vm_stats"));
+		mix = json_object_get(v, "mapping");
+		if (json_object_size(mix))
+			fprintf(f, "  %-20s %10s %10s %10s %10s\n", "mapping mix (pages)",
+				"FIRST", "LAST", "MIN", "MAX");
+		json_object_foreach(mix, name, one)
+			fprintf(f, "    %-18s %10lld %10lld %10lld %10lld\n", name,
+				json_integer_value(json_object_get(one, "first")),
+				json_integer_value(json_object_get(one, "last")),
+				json_integer_value(json_object_get(one, "min")),
+				json_integer_value(json_object_get(one, "max")));
+		json_array_foreach(json_object_get(v, "vcpus"), j, c) {
+			snprintf(title, sizeof(title), "vCPU %lld",
+				 json_integer_value(json_object_get(c, "vcpu")));
+			print_kvm_values(f, title, json_object_get(c, "stats"));
+		}
+	}
+	if (kvmstats__bad_records(kvm))
+		fprintf(f, "  %llu KVM stat records could not be used (an id no DESC named)\n",
+			(unsigned long long)kvmstats__bad_records(kvm));
+	json_decref(vms);
+}
+
 /* Files the recording saw released: the model forgets them, the report does not. */
 static json_t *gone_json(const struct readout *o)
 {
@@ -1634,6 +1800,7 @@ static int do_report(int argc, char **argv)
 	static const struct argp argp = { report_opts, report_parse, NULL, report_doc, cli__std_children, NULL, NULL };
 	struct model_opts mo = { .retire_after_ns = ~0ull };
 	struct recording *r = NULL;
+	struct kvmstats *kvm = NULL;
 	struct model *m = NULL;
 	struct readout o;
 	int ret = 1;
@@ -1647,20 +1814,27 @@ static int do_report(int argc, char **argv)
 	m = model__new(&mo);
 	if (!m)
 		goto cleanup;
-	read_into_model(r, m, &o, rep_env.vm);
+	if (kvmstats__new_replay(&kvm))
+		goto cleanup;
+	read_into_model(r, m, kvm, &o, rep_env.vm);
 	if (rep_env.json) {
 		json_t *j = report_json(rep_env.file, r, m, &o);
 
+		json_object_set_new(j, "kvm_stats", kvmstats__report_json(kvm));
+		json_object_set_new(j, "kvm_stats_bad_records",
+				    json_integer((json_int_t)kvmstats__bad_records(kvm)));
 		json_dumpf(j, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(j);
 	} else {
 		report_text(stdout, rep_env.file, r, m, &o);
+		report_kvm_text(stdout, kvm);
 	}
 	fflush(stdout);
 	ret = read_status(rep_env.file, r, o.status);
 	free(o.gone);
 cleanup:
+	kvmstats__free(kvm);
 	model__free(m);
 	recording__close(r);
 	return ret;
@@ -1795,6 +1969,11 @@ static size_t replay_stats(void *ctx, struct prom_stat *stats, size_t max)
 	return n;
 }
 
+static void replay_kvm_apply(void *ctx, const struct gmem_event *e)
+{
+	kvmstats__apply(ctx, e);
+}
+
 static int do_replay(int argc, char **argv)
 {
 	static const struct argp argp = { replay_opts, replay_parse, NULL, replay_doc, cli__std_children, NULL, NULL };
@@ -1803,6 +1982,7 @@ static int do_replay(int argc, char **argv)
 	struct replay_state st = {};
 	struct recording *r = NULL;
 	struct server *srv = NULL;
+	struct kvmstats *kvm = NULL;
 	size_t n = 0, idx = 0;
 	__u64 wall0 = 0, t_start = 0;
 	char err[512] = "";
@@ -1827,6 +2007,13 @@ static int do_replay(int argc, char **argv)
 	}
 	server__set_probe(srv, recording__probe_table(r));
 	server__set_extra(srv, replay_stats, &st);
+	/* KVM stats samples: the same gmem_kvm_* families and snapshot kvm_stats as gmemd's */
+	if (kvmstats__new_replay(&kvm)) {
+		fprintf(stderr, "gmemtrace: out of memory\n");
+		goto cleanup;
+	}
+	server__set_ext(srv, &(struct server_ext){ .apply = replay_kvm_apply, .ctx = kvm });
+	server__set_kvmstats(srv, kvm);
 	sig_fd = signals_fd(); /* before the HTTP thread exists: it inherits the mask */
 	e = server__start(srv, err, sizeof(err));
 	if (e) {
@@ -1922,6 +2109,7 @@ static int do_replay(int argc, char **argv)
 	ret = status == 3 ? 1 : 0;
 cleanup:
 	server__close(srv);
+	kvmstats__free(kvm);
 	recording__close(r);
 	if (sig_fd >= 0)
 		close(sig_fd);
@@ -1942,9 +2130,9 @@ static const char export_doc[] =
 	"\n"
 	"perfetto: Chrome trace-event JSON, which ui.perfetto.dev and chrome://tracing open:\n"
 	"a process per VM, a thread per vCPU; conversions as slices from the vCPU's exit to "
-	"its next entry with the attributes call nested in them; populated bytes per VM and "
-	"the host's DirectMap 4k/2M/1G mix as counters; lifecycle, punch holes, RMP, TDX, "
-	"splits as instant events. csv and jsonl: one record per line, every field, with "
+	"its next entry with the attributes call nested in them; populated bytes per VM, "
+	"the host's DirectMap 4k/2M/1G mix and KVM's binary stats (a track per VM and per "
+	"vCPU) as counters; lifecycle, punch holes, RMP, TDX, splits as instant events. csv and jsonl: one record per line, every field, with "
 	"names for kinds, sources, directions and ops.\n"
 	"\n"
 	"USAGE: gmemtrace export FILE --format perfetto|csv|jsonl [-o OUT]\n"
@@ -2699,7 +2887,7 @@ static bool whatif_keep(struct whatif_src *s, const struct gmem_event *e)
 {
 	unsigned int k;
 
-	if (!s->vm)
+	if (!s->vm || e->kind == GMEM_EV_KVM_STAT_DESC)
 		return true;
 	if (e->vm == s->vm) {
 		if ((e->kind == GMEM_EV_FILE_CREATE || e->kind == GMEM_EV_FILE_DISCOVER) &&

@@ -2,8 +2,8 @@
 /*
  * fuzz_recording - libFuzzer target for everything that reads a recording: the file reader
  * (header, metadata JSON, chunk framing, inflate, the column decoder, the trailer index, the
- * stored probe table), and what consumes its records (the model, the text and Perfetto
- * renderings), which must survive any record a damaged file can decode to.
+ * stored probe table), and what consumes its records (the model, the KVM stats replay, the text
+ * and Perfetto renderings), which must survive any record a damaged file can decode to.
  *
  * Built with clang -fsanitize=fuzzer,address,undefined and -DFUZZING_BUILD_MODE_UNSAFE_FOR_
  * PRODUCTION, which makes the reader accept any checksum: otherwise the fuzzer would spend its
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "export.h"
+#include "kvmstats.h"
 #include "model.h"
 #include "recording.h"
 
@@ -27,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CONSUME_MAX 512
 
 static void consume(const struct gmem_event *recs, size_t n, struct model *m,
-		    struct perfetto *pf, struct strbuf *sb, size_t *budget)
+		    struct kvmstats *kvm, struct perfetto *pf, struct strbuf *sb, size_t *budget)
 {
 	char kb[32];
 	size_t i;
@@ -35,6 +36,7 @@ static void consume(const struct gmem_event *recs, size_t n, struct model *m,
 	for (i = 0; i < n && *budget; i++, (*budget)--) {
 		model__apply(m, &recs[i]);
 		model__tick(m, recs[i].ts_ns);
+		kvmstats__apply(kvm, &recs[i]);
 		perfetto__add(pf, &recs[i]);
 		strbuf__reset(sb);
 		export__text(sb, &recs[i], 0,
@@ -51,6 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct gmem_event *recs;
 	struct recording *r = NULL;
 	struct gmem_event *dec;
+	struct kvmstats *kvm = NULL;
+	const struct prom_family *fams;
 	struct perfetto *pf;
 	struct model *m;
 	FILE *sink;
@@ -60,12 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	sink = fopen("/dev/null", "w");
 	m = model__new(&mo);
+	kvmstats__new_replay(&kvm);
 	pf = perfetto__new(sink, &po);
 	if (recording__open_mem(&r, data, size, err, sizeof(err)) == 0) {
 		recording__probe_table(r);
 		po.kinds = json_object_get(recording__meta(r), "kinds");
 		while (recording__next(r, &recs, &n) > 0)
-			consume(recs, n, m, pf, &sb, &budget);
+			consume(recs, n, m, kvm, pf, &sb, &budget);
 		if (strlen(recording__error(r)) >= sizeof(err))
 			abort();
 		recording__close(r);
@@ -78,13 +83,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = (data[0] | data[1] << 8) % 2048;
 		dec = malloc((n ? n : 1) * sizeof(*dec));
 		if (dec && recording__decode(data + 2, size - 2, dec, n) == 0)
-			consume(dec, n, m, pf, &sb, &budget);
+			consume(dec, n, m, kvm, pf, &sb, &budget);
 		free(dec);
 	}
 	perfetto__finish(pf, NULL);
 	perfetto__free(pf);
 	j = model__to_json(m);
 	json_decref(j);
+	/* what report and replay make of the KVM stats records */
+	kvmstats__families(kvm, &fams, &n);
+	json_decref(kvmstats__report_json(kvm));
+	json_decref(kvmstats__json(kvm));
+	kvmstats__free(kvm);
 	model__free(m);
 	strbuf__release(&sb);
 	fclose(sink);

@@ -11,6 +11,7 @@
  * The BPF cases need root; without it they skip and say so.
  */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "kvmstats.h"
 #include "whatif.h"
 
 #define MS  1000000ull
@@ -387,6 +389,106 @@ static void test_renderings(void **state)
 	free(ev);
 }
 
+static int by_time(const void *a, const void *b)
+{
+	const struct gmem_event *x = a, *y = b;
+
+	if (x->ts_ns != y->ts_ns)
+		return x->ts_ns < y->ts_ns ? -1 : 1;
+	/* a tick's DESC records before its samples, as gmemd sends them */
+	return (x->kind == GMEM_EV_KVM_STAT) - (y->kind == GMEM_EV_KVM_STAT);
+}
+
+/*
+ * CONSTRUCTED: KVM's recorded mapping mix is put beside each policy's simulated coverage. Two
+ * VMs sampled at three ticks; VM 4242 splits two of its 12 huge pages (pages_2m 12 -> 10,
+ * pages_4k 0 -> 1024), VM 4343 holds 2 throughout: the sums per tick, their first/last/min/max,
+ * and the huge part by 4 KiB, in JSON and in the text's KVM column. Without samples: null.
+ */
+static void test_recorded_mapping_beside_coverage(void **state)
+{
+	static const char *const mix[3] = { "pages_4k", "pages_2m", "pages_1g" };
+	static const __u64 v4242[3][3] = { { 0, 12, 0 }, { 1024, 10, 0 }, { 1024, 10, 0 } };
+	struct whatif_gen_opts g = { .vcpus = 1, .iterations = 2, .tail_ns = 3 * S };
+	struct policy *p[NPOL];
+	struct whatif_result res;
+	struct gmem_event *ev, *all;
+	json_t *j, *rm;
+	char *text = NULL;
+	size_t n, m, len = 0;
+	double want;
+	FILE *f;
+	int t, w;
+
+	need_root();
+	assert_int_equal(whatif__gen_conversions(&g, &ev, &n, NULL), 0);
+	all = calloc(n + 3 * 9, sizeof(*all));
+	memcpy(all, ev, n * sizeof(*ev));
+	m = n;
+	for (t = 0; t < 3; t++) {
+		__u64 ts = ev[0].ts_ns + S / 2 + t * S;
+
+		for (w = 0; w < 3; w++) {
+			struct gmem_event d = { .ts_ns = ts, .kind = GMEM_EV_KVM_STAT_DESC, .sub = w,
+						.result = 1 /* instant */ };
+
+			kvmstats__pack_name(&d, mix[w], 0);
+			all[m++] = d;
+			all[m++] = (struct gmem_event){ .ts_ns = ts, .kind = GMEM_EV_KVM_STAT,
+							.vm = 4242, .sub = w, .a = v4242[t][w] };
+			all[m++] = (struct gmem_event){ .ts_ns = ts, .kind = GMEM_EV_KVM_STAT,
+							.vm = 4343, .sub = w, .a = w == 1 ? 2 : 0 };
+		}
+	}
+	qsort(all, m, sizeof(*all), by_time);
+	open_all(p);
+	run(all, m, p, NPOL, NULL, &res);
+	assert_int_equal(res.nr_kvm, 3);
+	assert_int_equal(res.kvm[0].pages[1], 14);
+	assert_int_equal(res.kvm[1].pages[0], 1024);
+	assert_int_equal(res.kvm[2].pages[1], 12);
+	j = whatif__json(&res);
+	rm = json_object_get(j, "recorded_mapping");
+	assert_true(json_is_object(rm));
+	assert_int_equal(json_array_size(json_object_get(rm, "series")), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rm, "pages_2m"),
+							    "first")), 14);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rm, "pages_2m"),
+							    "last")), 12);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rm, "pages_4k"),
+							    "max")), 1024);
+	want = 12.0 * 512 / (1024 + 12.0 * 512);
+	assert_true(fabs(json_real_value(json_object_get(rm, "huge_final")) - want) < 1e-9);
+	want = (1.0 + 2 * want) / 3;
+	assert_true(fabs(json_real_value(json_object_get(rm, "huge_avg")) - want) < 1e-9);
+	json_decref(j);
+	f = open_memstream(&text, &len);
+	whatif__print(f, &res);
+	fclose(f);
+	assert_non_null(strstr(text, "KVM (rec.)"));
+	assert_non_null(strstr(text, "KVM's mapping (recorded, pages)"));
+	assert_non_null(strstr(text, "85.7%")); /* 6144 of 7168 at the end */
+	free(text);
+	whatif__result_free(&res);
+
+	/* the same stream without the samples: no KVM column, null in JSON */
+	run(ev, n, p, NPOL, NULL, &res);
+	assert_int_equal(res.nr_kvm, 0);
+	j = whatif__json(&res);
+	assert_true(json_is_null(json_object_get(j, "recorded_mapping")));
+	json_decref(j);
+	text = NULL;
+	f = open_memstream(&text, &len);
+	whatif__print(f, &res);
+	fclose(f);
+	assert_null(strstr(text, "KVM (rec.)"));
+	free(text);
+	whatif__result_free(&res);
+	close_all(p);
+	free(all);
+	free(ev);
+}
+
 /* Raw records from an fd: whole records pass, a torn one at the end is an error. */
 static void test_fd_source(void **state)
 {
@@ -420,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_bad_policy_in_replay),
 		cmocka_unit_test(test_renderings),
 		cmocka_unit_test(test_fd_source),
+		cmocka_unit_test(test_recorded_mapping_beside_coverage),
 	};
 
 	libbpf_set_print(NULL);

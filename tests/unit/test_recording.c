@@ -19,6 +19,8 @@
 #include <cmocka.h>
 
 #include "ctl.h"
+#include "kvmstats.h"
+#include "prom.h"
 #include "recording.h"
 #include "scenario.h"
 
@@ -509,6 +511,213 @@ static void test_flush_due(void **state)
 	unlink(path);
 }
 
+/* ---- KVM binary stats records ------------------------------------------------------------ */
+
+#define KVM_TYPE_CUMULATIVE 0x0 /* KVM_STATS_TYPE_* and UNIT_* of linux/kvm.h */
+#define KVM_TYPE_INSTANT    0x1
+#define KVM_UNIT_SECONDS    (0x2 << 4)
+
+static struct gmem_event kvm_desc(__u32 id, const char *name, unsigned int part, __u8 scope,
+				  __u32 flags, __s64 exponent, bool exported)
+{
+	struct gmem_event e = { .ts_ns = 5000, .kind = GMEM_EV_KVM_STAT_DESC, .sub = id,
+				.order = scope, .result = (__s32)flags, .c = (__u64)exponent,
+				.flags = GMEM_EVF_SYNTH | (exported ? GMEM_EVF_EXPORTED : 0) };
+
+	kvmstats__pack_name(&e, name, part);
+	return e;
+}
+
+static struct gmem_event kvm_sample(__u64 ts, __u32 vm, __u32 id, __u8 scope, __u64 vcpu,
+				    __u64 v)
+{
+	return (struct gmem_event){ .ts_ns = ts, .kind = GMEM_EV_KVM_STAT, .vm = vm, .sub = id,
+				    .order = scope, .a = v, .b = vcpu, .flags = GMEM_EVF_SYNTH };
+}
+
+static const char long_name[] = "max_mmu_page_hash_collisions_and_more_to_48b_x"; /* 46 */
+
+/* Two ticks of a VM with two vCPUs, as gmemd emits them: DESCs, then samples. */
+static size_t kvm_ticks(struct gmem_event *e)
+{
+	size_t n = 0, t;
+
+	for (t = 0; t < 2; t++) {
+		__u64 ts = 1000000000ull * (t + 1);
+
+		e[n++] = kvm_desc(0, "exits", 0, 1, KVM_TYPE_CUMULATIVE, 0, true);
+		e[n++] = kvm_desc(1, "halt_wait_ns", 0, 1, KVM_TYPE_CUMULATIVE | KVM_UNIT_SECONDS,
+				  -9, false);
+		e[n++] = kvm_desc(2, "pages_2m", 0, 0, KVM_TYPE_INSTANT, 0, true);
+		e[n++] = kvm_desc(3, "pages_4k", 0, 0, KVM_TYPE_INSTANT, 0, false);
+		e[n++] = kvm_desc(4, long_name, 0, 0, KVM_TYPE_INSTANT, 0, false);
+		e[n++] = kvm_desc(4, long_name, 1, 0, KVM_TYPE_INSTANT, 0, false);
+		e[n++] = kvm_sample(ts, 4242, 0, 1, 0, 100 + 10 * t);
+		e[n++] = kvm_sample(ts, 4242, 0, 1, 1, 7 + t);
+		e[n++] = kvm_sample(ts, 4242, 1, 1, 0, 1500000000ull * (t + 1));
+		e[n++] = kvm_sample(ts, 4242, 2, 0, 0, t ? 3 : 9); /* a split: 2M pages go down */
+		e[n++] = kvm_sample(ts, 4242, 3, 0, 0, t ? 3072 : 0);
+		e[n++] = kvm_sample(ts, 4242, 4, 0, 0, 5);
+	}
+	return n;
+}
+
+/* CONSTRUCTED: the names of DESC records survive packing, 24 bytes a part, up to KVM's 48. */
+static void test_kvm_stat_names_pack(void **state)
+{
+	struct gmem_event e = {};
+	char name[64] = "", part[40];
+
+	kvmstats__pack_name(&e, "exits", 0);
+	assert_int_equal(e.ino, 'e' | 'x' << 8 | 'i' << 16 | 't' << 24 | (__u64)'s' << 32);
+	assert_int_equal(e.a, 0);
+	assert_true(kvmstats__unpack_name(&e, name, sizeof(name)));
+	assert_string_equal(name, "exits");
+	e.kind = GMEM_EV_KVM_STAT_DESC;
+	assert_true(kvmstats__desc_name(&e, part, sizeof(part)));
+	assert_string_equal(part, "exits");
+
+	memset(name, 0, sizeof(name));
+	kvmstats__pack_name(&e, long_name, 0);
+	assert_true(kvmstats__unpack_name(&e, name, sizeof(name)));
+	kvmstats__pack_name(&e, long_name, 1);
+	assert_int_equal(e.to_order, 1);
+	assert_true(kvmstats__unpack_name(&e, name, sizeof(name)));
+	assert_string_equal(name, long_name);
+	/* a third part is past KVM's names; a part of bytes no stat name has is refused */
+	e.to_order = 2;
+	assert_false(kvmstats__unpack_name(&e, name, sizeof(name)));
+	kvmstats__pack_name(&e, "Exits,\n", 0);
+	assert_false(kvmstats__desc_name(&e, part, sizeof(part)));
+}
+
+/* CONSTRUCTED: KVM stats records encode and decode exactly, in a chunk and through a file. */
+static void test_kvm_stat_records_round_trip(void **state)
+{
+	struct gmem_event in[32], out[32], *all = NULL;
+	unsigned char buf[8192];
+	struct recording *r;
+	const char *path;
+	char err[256];
+	size_t n = kvm_ticks(in), len, got;
+
+	len = recording__encode(in, n, buf);
+	assert_true(len > 0 && len <= recording__encode_bound(n));
+	assert_int_equal(recording__decode(buf, len, out, n), 0);
+	assert_memory_equal(in, out, n * sizeof(*in));
+	path = write_file("kvm", in, n, 5, false, true);
+	assert_int_equal(recording__open(&r, path, err, sizeof(err)), 0);
+	assert_int_equal(read_all(r, &all, &got), 0);
+	assert_int_equal(got, n);
+	assert_memory_equal(in, all, n * sizeof(*in));
+	recording__close(r);
+	unlink(path);
+	free(all);
+}
+
+static const struct prom_family *family(const struct prom_family *f, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(f[i].name, name))
+			return &f[i];
+	return NULL;
+}
+
+/* CONSTRUCTED: decoded records rebuild what gmemd read: values per VM and vCPU, the mapping
+ * mix over time, and /metrics families of exactly the stats the recorder exported. */
+static void test_kvm_stat_records_replay(void **state)
+{
+	struct gmem_event in[40];
+	const struct prom_family *fams, *f;
+	const struct kvmstats_mix *mix;
+	struct kvmstats *k;
+	json_t *rep, *vm;
+	size_t n = kvm_ticks(in), nf, i;
+
+	assert_int_equal(kvmstats__new_replay(&k), 0);
+	for (i = 0; i < n; i++)
+		kvmstats__apply(k, &in[i]);
+	assert_int_equal(kvmstats__bad_records(k), 0);
+
+	rep = kvmstats__report_json(k);
+	assert_int_equal(json_array_size(rep), 1);
+	vm = json_array_get(rep, 0);
+	assert_int_equal(json_integer_value(json_object_get(vm, "vm")), 4242);
+	assert_int_equal(json_integer_value(json_object_get(vm, "samples")), 12);
+	/* cumulative vCPU stats summed over the vCPUs, each vCPU's kept */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(vm, "vcpu_totals"),
+							    "exits")), 110 + 8);
+	assert_int_equal(json_array_size(json_object_get(vm, "vcpus")), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(vm, "vm_stats"),
+							    long_name)), 5);
+	json_decref(rep);
+	mix = kvmstats__mix(k, 4242);
+	assert_non_null(mix);
+	assert_int_equal(mix[0].first, 0); /* pages_4k */
+	assert_int_equal(mix[0].last, 3072);
+	assert_int_equal(mix[1].first, 9); /* pages_2m */
+	assert_int_equal(mix[1].last, 3);
+	assert_int_equal(mix[1].min, 3);
+	assert_int_equal(mix[1].max, 9);
+	assert_int_equal(mix[1].n, 2);
+	assert_int_equal(mix[2].n, 0); /* no pages_1g samples */
+	assert_null(kvmstats__mix(k, 1));
+
+	/* only what the recorder exported: exits (summed), pages_2m */
+	kvmstats__families(k, &fams, &nf);
+	assert_int_equal(nf, 2);
+	f = family(fams, nf, "gmem_kvm_exits_total");
+	assert_non_null(f);
+	assert_int_equal(f->type, PROM_STAT_COUNTER);
+	assert_int_equal(f->n, 1);
+	assert_int_equal(f->samples[0].vm, 4242);
+	assert_int_equal(f->samples[0].u, 118);
+	f = family(fams, nf, "gmem_kvm_pages_2m");
+	assert_non_null(f);
+	assert_int_equal(f->type, PROM_STAT_GAUGE);
+	assert_int_equal(f->samples[0].u, 3);
+
+	/* the VM exits: its series go, the report keeps it */
+	kvmstats__apply(k, &(struct gmem_event){ .kind = GMEM_EV_VM_EXIT, .vm = 4242 });
+	kvmstats__families(k, &fams, &nf);
+	assert_int_equal(nf, 0);
+	rep = kvmstats__report_json(k);
+	assert_true(json_is_true(json_object_get(json_array_get(rep, 0), "gone")));
+	json_decref(rep);
+
+	/* samples no DESC named, a scope the DESC contradicts, a DESC part past 48 bytes */
+	kvmstats__apply(k, &(struct gmem_event){ .kind = GMEM_EV_KVM_STAT, .vm = 1, .sub = 9 });
+	kvmstats__apply(k, &(struct gmem_event){ .kind = GMEM_EV_KVM_STAT, .vm = 1, .sub = 0,
+						 .order = 0 });
+	in[0].to_order = 2;
+	kvmstats__apply(k, &in[0]);
+	assert_int_equal(kvmstats__bad_records(k), 3);
+	kvmstats__free(k);
+}
+
+/* CONSTRUCTED: an exported ns stat is in seconds, as gmemd exports it. */
+static void test_kvm_stat_seconds(void **state)
+{
+	struct gmem_event d = kvm_desc(0, "halt_wait_ns", 0, 1,
+				       KVM_TYPE_CUMULATIVE | KVM_UNIT_SECONDS, -9, true);
+	struct gmem_event s = kvm_sample(1, 7, 0, 1, 0, 2500000000ull);
+	const struct prom_family *fams;
+	struct kvmstats *k;
+	size_t nf;
+
+	assert_int_equal(kvmstats__new_replay(&k), 0);
+	kvmstats__apply(k, &d);
+	kvmstats__apply(k, &s);
+	kvmstats__families(k, &fams, &nf);
+	assert_int_equal(nf, 1);
+	assert_string_equal(fams[0].name, "gmem_kvm_halt_wait_seconds_total");
+	assert_true(fams[0].samples[0].is_float);
+	assert_true(fams[0].samples[0].d > 2.4999 && fams[0].samples[0].d < 2.5001);
+	kvmstats__free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +737,10 @@ int main(void)
 		cmocka_unit_test(test_probe_table_round_trip),
 		cmocka_unit_test(test_churn_compresses),
 		cmocka_unit_test(test_flush_due),
+		cmocka_unit_test(test_kvm_stat_names_pack),
+		cmocka_unit_test(test_kvm_stat_records_round_trip),
+		cmocka_unit_test(test_kvm_stat_records_replay),
+		cmocka_unit_test(test_kvm_stat_seconds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
