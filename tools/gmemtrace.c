@@ -1317,7 +1317,7 @@ static int read_into_model(struct recording *r, struct model *m, struct kvmstats
 	size_t n, i;
 	int st;
 
-	memset(o, 0, sizeof(*o));
+	/* o accumulates: a rotated set is read file after file into one model and readout */
 	while ((st = recording__next(r, &recs, &n)) > 0) {
 		for (i = 0; i < n; i++) {
 			const struct gmem_event *e = &recs[i];
@@ -1347,11 +1347,125 @@ static int read_into_model(struct recording *r, struct model *m, struct kvmstats
 
 /* ---- report ------------------------------------------------------------------------------ */
 
+#define REPORT_MAX_FILES 1024
+
 static struct report_env {
-	const char *file;
+	const char *file; /* the first of files[] */
+	const char *files[REPORT_MAX_FILES];
+	size_t nfiles;
 	bool json;
 	__u32 vm;
 } rep_env;
+
+/* The recordings a report reads as one: one file, or a rotated set in sequence order. */
+struct rset {
+	struct recording *r[REPORT_MAX_FILES];
+	const char *path[REPORT_MAX_FILES];
+	long long seq[REPORT_MAX_FILES];
+	size_t n;
+};
+
+static long long rset_seq(struct recording *r)
+{
+	const json_t *s = json_object_get(json_object_get(recording__meta(r), "recording"),
+					  "sequence");
+
+	return json_is_integer(s) ? json_integer_value(s) : -1;
+}
+
+static long long rset_started(struct recording *r)
+{
+	return json_integer_value(json_object_get(json_object_get(recording__meta(r),
+								 "recording"),
+						  "started_wall_ns"));
+}
+
+/*
+ * Opens every file; several must be one rotated set (the same recording's FILE.N, whatever
+ * order the shell's glob gave), put in sequence order. 0, or 1 having said why.
+ */
+static int rset_open(struct rset *set, const char *const *paths, size_t n)
+{
+	size_t i, j;
+
+	memset(set, 0, sizeof(*set));
+	for (i = 0; i < n; i++) {
+		set->r[i] = open_recording(paths[i]);
+		if (!set->r[i])
+			return 1;
+		set->path[i] = paths[i];
+		set->seq[i] = rset_seq(set->r[i]);
+		set->n++;
+	}
+	if (n == 1)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (set->seq[i] < 0) {
+			fprintf(stderr, "gmemtrace: %s is not part of a rotated set (no sequence "
+				"number): report several files only from one --rotate-size or "
+				"--rotate-time recording\n", paths[i]);
+			return 1;
+		}
+		if (rset_started(set->r[i]) != rset_started(set->r[0])) {
+			fprintf(stderr, "gmemtrace: %s and %s are from different recordings\n",
+				paths[0], paths[i]);
+			return 1;
+		}
+	}
+	for (i = 1; i < n; i++) /* insertion sort by sequence: a handful of files */
+		for (j = i; j > 0 && set->seq[j - 1] > set->seq[j]; j--) {
+			struct recording *r = set->r[j];
+			const char *p = set->path[j];
+			long long q = set->seq[j];
+
+			set->r[j] = set->r[j - 1];
+			set->path[j] = set->path[j - 1];
+			set->seq[j] = set->seq[j - 1];
+			set->r[j - 1] = r;
+			set->path[j - 1] = p;
+			set->seq[j - 1] = q;
+		}
+	for (i = 1; i < n; i++) {
+		if (set->seq[i] == set->seq[i - 1]) {
+			fprintf(stderr, "gmemtrace: %s and %s are the same part (%lld) of the set\n",
+				set->path[i - 1], set->path[i], set->seq[i]);
+			return 1;
+		}
+		if (set->seq[i] != set->seq[i - 1] + 1)
+			fprintf(stderr, "gmemtrace: warning: parts %lld to %lld of the set are missing "
+				"between %s and %s: the report has a gap there\n",
+				set->seq[i - 1] + 1, set->seq[i] - 1, set->path[i - 1], set->path[i]);
+	}
+	return 0;
+}
+
+static void rset_close(struct rset *set)
+{
+	size_t i;
+
+	for (i = 0; i < set->n; i++)
+		recording__close(set->r[i]);
+}
+
+static bool rset_complete(const struct rset *set)
+{
+	size_t i;
+
+	for (i = 0; i < set->n; i++)
+		if (!recording__complete(set->r[i]))
+			return false;
+	return true;
+}
+
+static __u64 rset_sum(const struct rset *set, __u64 (*fn)(const struct recording *))
+{
+	__u64 t = 0;
+	size_t i;
+
+	for (i = 0; i < set->n; i++)
+		t += fn(set->r[i]);
+	return t;
+}
 
 static const char report_doc[] =
 	"gmemtrace report: summarise a recording through the model gmemd uses.\n"
@@ -1361,10 +1475,14 @@ static const char report_doc[] =
 	"bcc's biolatency) and percentiles. VMs are never retired here: a report covers the "
 	"whole recording.\n"
 	"\n"
-	"USAGE: gmemtrace report FILE [-j] [--vm PID]\n"
+	"Several files must be one rotated set (record --rotate-size or --rotate-time). They "
+	"are read as one recording, in sequence order, whatever order the shell gives them in.\n"
+	"\n"
+	"USAGE: gmemtrace report FILE... [-j] [--vm PID]\n"
 	"\n"
 	"EXAMPLES:\n"
 	"  gmemtrace report vm.gmtr\n"
+	"  gmemtrace report ring.gmtr.*               # a rotated set, as one\n"
 	"  gmemtrace report -j vm.gmtr | jq '.model.vms[].conversion_latency'\n"
 	"  gmemtrace report --vm 4242 vm.gmtr";
 
@@ -1389,13 +1507,15 @@ static error_t report_parse(int key, char *arg, struct argp_state *state)
 		rep_env.vm = v;
 		break;
 	case ARGP_KEY_ARG:
-		if (rep_env.file)
-			argp_error(state, "unexpected argument '%s'", arg);
-		rep_env.file = arg;
+		if (rep_env.nfiles == REPORT_MAX_FILES)
+			argp_error(state, "at most %d files", REPORT_MAX_FILES);
+		rep_env.files[rep_env.nfiles++] = arg;
+		if (!rep_env.file)
+			rep_env.file = arg;
 		break;
 	case ARGP_KEY_END:
 		if (!rep_env.file)
-			argp_error(state, "which recording? (gmemtrace report FILE)");
+			argp_error(state, "which recording? (gmemtrace report FILE...)");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -1574,9 +1694,12 @@ static int report_vm_cb(const struct model_vm *vm, void *ctx)
 	return 0;
 }
 
-static void report_text(FILE *f, const char *path, struct recording *r, const struct model *m,
+static void report_text(FILE *f, const struct rset *set, const struct model *m,
 			const struct readout *o)
 {
+	struct recording *r = set->r[0];
+	const char *path = set->path[0];
+	__u64 size = rset_sum(set, recording__size);
 	const json_t *meta = recording__meta(r), *host = json_object_get(meta, "host"),
 		     *src = json_object_get(meta, "source"),
 		     *scen = json_object_get(meta, "scenario"),
@@ -1587,11 +1710,15 @@ static void report_text(FILE *f, const char *path, struct recording *r, const st
 	char b1[32], b2[32];
 	unsigned int k;
 
-	fprintf(f, "recording  %s: %s, %llu chunks, %llu events, %s (%.2f bytes/event)\n", path,
-		recording__complete(r) ? "complete" : "INCOMPLETE",
-		(unsigned long long)recording__chunks_read(r), (unsigned long long)o->records,
-		human_bytes(recording__size(r), b1, sizeof(b1)),
-		o->records ? (double)recording__size(r) / o->records : 0.0);
+	if (set->n > 1)
+		fprintf(f, "recording  %s .. %s: a rotated set of %zu files (parts %lld to %lld), "
+			"read as one\n", path, set->path[set->n - 1], set->n, set->seq[0],
+			set->seq[set->n - 1]);
+	fprintf(f, "recording  %s: %s, %llu chunks, %llu events, %s (%.2f bytes/event)\n",
+		set->n > 1 ? "all" : path, rset_complete(set) ? "complete" : "INCOMPLETE",
+		(unsigned long long)rset_sum(set, recording__chunks_read),
+		(unsigned long long)o->records, human_bytes(size, b1, sizeof(b1)),
+		o->records ? (double)size / o->records : 0.0);
 	fprintf(f, "span       %s (%s of recorded time)\n",
 		json_string_value(json_object_get(json_object_get(json_object_get(meta, "clock"),
 								  "anchor"),
@@ -1754,10 +1881,12 @@ static void add_percentiles(json_t *h, const struct histo *src)
 	json_object_set_new(h, "p999_ns", json_integer(histo__percentile(src, 0.999)));
 }
 
-static json_t *report_json(const char *path, struct recording *r, const struct model *m,
+static json_t *report_json(const struct rset *set, const struct model *m,
 			   const struct readout *o)
 {
-	json_t *root = json_object(), *model = model__to_json(m), *vms, *v;
+	struct recording *r = set->r[0];
+	const char *path = set->path[0];
+	json_t *root = json_object(), *model = model__to_json(m), *vms, *v, *files = json_array();
 	size_t i;
 	unsigned int d;
 
@@ -1781,15 +1910,24 @@ static json_t *report_json(const char *path, struct recording *r, const struct m
 	}
 	json_object_set_new(root, "recording",
 			    json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:O}",
-				      "path", path, "complete", recording__complete(r), "chunks",
-				      (json_int_t)recording__chunks_read(r), "records",
+				      "path", path, "complete", rset_complete(set), "chunks",
+				      (json_int_t)rset_sum(set, recording__chunks_read), "records",
 				      (json_int_t)o->records, "bytes",
-				      (json_int_t)recording__size(r), "first_ts_ns",
+				      (json_int_t)rset_sum(set, recording__size), "first_ts_ns",
 				      (json_int_t)o->first_ts, "last_ts_ns",
 				      (json_int_t)o->last_ts, "scenario_records",
 				      (json_int_t)o->scenario, "synth_records",
 				      (json_int_t)o->synth, "error", recording__error(r), "meta",
 				      recording__meta(r)));
+	/* the set's files, in the order read: one entry for a single file */
+	for (i = 0; i < set->n; i++)
+		json_array_append_new(files, json_pack("{s:s, s:I, s:b, s:I, s:I, s:s}", "path",
+			set->path[i], "sequence", (json_int_t)set->seq[i], "complete",
+			recording__complete(set->r[i]), "chunks",
+			(json_int_t)recording__chunks_read(set->r[i]), "bytes",
+			(json_int_t)recording__size(set->r[i]), "error",
+			recording__error(set->r[i])));
+	json_object_set_new(json_object_get(root, "recording"), "files", files);
 	json_object_set_new(root, "model", model ? model : json_null());
 	json_object_set_new(root, "released_files", gone_json(o));
 	return root;
@@ -1799,26 +1937,27 @@ static int do_report(int argc, char **argv)
 {
 	static const struct argp argp = { report_opts, report_parse, NULL, report_doc, cli__std_children, NULL, NULL };
 	struct model_opts mo = { .retire_after_ns = ~0ull };
-	struct recording *r = NULL;
+	static struct rset set;
 	struct kvmstats *kvm = NULL;
 	struct model *m = NULL;
-	struct readout o;
-	int ret = 1;
+	struct readout o = {};
+	int ret = 1, st[REPORT_MAX_FILES];
+	size_t i;
 
 	rep_env = (struct report_env){};
 	if (argp_parse(&argp, argc, argv, CLI_ARGP_FLAGS, NULL, NULL))
 		return CLI_EX_USAGE;
-	r = open_recording(rep_env.file);
-	if (!r)
-		return 1;
+	if (rset_open(&set, rep_env.files, rep_env.nfiles))
+		goto cleanup;
 	m = model__new(&mo);
 	if (!m)
 		goto cleanup;
 	if (kvmstats__new_replay(&kvm))
 		goto cleanup;
-	read_into_model(r, m, kvm, &o, rep_env.vm);
+	for (i = 0; i < set.n; i++)
+		st[i] = read_into_model(set.r[i], m, kvm, &o, rep_env.vm);
 	if (rep_env.json) {
-		json_t *j = report_json(rep_env.file, r, m, &o);
+		json_t *j = report_json(&set, m, &o);
 
 		json_object_set_new(j, "kvm_stats", kvmstats__report_json(kvm));
 		json_object_set_new(j, "kvm_stats_bad_records",
@@ -1827,16 +1966,18 @@ static int do_report(int argc, char **argv)
 		putchar('\n');
 		json_decref(j);
 	} else {
-		report_text(stdout, rep_env.file, r, m, &o);
+		report_text(stdout, &set, m, &o);
 		report_kvm_text(stdout, kvm);
 	}
 	fflush(stdout);
-	ret = read_status(rep_env.file, r, o.status);
-	free(o.gone);
+	ret = 0;
+	for (i = 0; i < set.n; i++)
+		ret |= read_status(set.path[i], set.r[i], st[i]);
 cleanup:
+	free(o.gone);
 	kvmstats__free(kvm);
 	model__free(m);
-	recording__close(r);
+	rset_close(&set);
 	return ret;
 }
 
@@ -2624,20 +2765,22 @@ static struct synth_env {
 } sy_env;
 
 static const char synth_doc[] =
-	"gmemtrace synth: write a constructed scenario as a recording.\n"
+	"gmemtrace scenario: write a constructed scenario as a recording.\n"
 	"\n"
 	"Scenarios stand for what this machine's kernel cannot produce: conversions, SEV-SNP "
 	"RMP and TDX transitions, huge-page splits. They are written through the recorder's "
 	"own writer; every record carries the SCENARIO flag, and the file's metadata says how "
-	"the scenario was constructed and from which kernel source.\n"
+	"the scenario was constructed and from which kernel source. This is the way to see "
+	"the conversion, SNP and TDX views on a host that has none (synth is the old name).\n"
 	"\n"
-	"USAGE: gmemtrace synth SCENARIO -o FILE [--vcpus N] [--events N]\n"
-	"       gmemtrace synth --list\n"
+	"USAGE: gmemtrace scenario SCENARIO -o FILE [--vcpus N] [--events N]\n"
+	"       gmemtrace scenario --list\n"
 	"\n"
 	"EXAMPLES:\n"
-	"  gmemtrace synth private-mem-conversions --vcpus 4 -o pmc.gmtr\n"
-	"  gmemtrace synth snp-boot -o snp.gmtr && gmemtrace report snp.gmtr\n"
-	"  gmemtrace synth synthetic-churn --events 10000000 -o /tmp/c.gmtr --stats";
+	"  gmemtrace scenario --list\n"
+	"  gmemtrace scenario private-mem-conversions --vcpus 4 -o pmc.gmtr\n"
+	"  gmemtrace scenario snp-boot -o snp.gmtr && gmemtrace report snp.gmtr\n"
+	"  gmemtrace scenario synthetic-churn --events 10000000 -o /tmp/c.gmtr --stats";
 
 static const struct argp_option synth_opts[] = {
 	{ "output", 'o', "FILE", 0, "Write here", 0 },
@@ -2689,7 +2832,7 @@ static error_t synth_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case ARGP_KEY_END:
 		if (!sy_env.list && (!sy_env.name || !sy_env.out))
-			argp_error(state, "gmemtrace synth SCENARIO -o FILE (--list to list them)");
+			argp_error(state, "gmemtrace scenario SCENARIO -o FILE (--list to list them)");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -2725,13 +2868,13 @@ static int do_synth(int argc, char **argv)
 	}
 	s = scenario__find(sy_env.name);
 	if (!s) {
-		fprintf(stderr, "gmemtrace: no scenario '%s' (gmemtrace synth --list)\n",
+		fprintf(stderr, "gmemtrace: no scenario '%s' (gmemtrace scenario --list)\n",
 			sy_env.name);
 		return 1;
 	}
 	meta = scenario__meta(s, &sy_env.p);
 	json_object_set_new(meta, "recording",
-			    json_pack("{s:s, s:o}", "tool", "gmemtrace " GMEMTRACE_VERSION " synth",
+			    json_pack("{s:s, s:o}", "tool", "gmemtrace " GMEMTRACE_VERSION " scenario",
 				      "argv", argv_json(argc, argv)));
 	json_object_set_new(meta, "source", json_pack("{s:s}", "kind", "scenario"));
 	wo.meta = meta;
@@ -2767,7 +2910,7 @@ static int do_synth(int argc, char **argv)
 		struct stat sb;
 
 		stat(sy_env.out, &sb);
-		fprintf(stderr, "gmemtrace synth: %s: %llu records in %.3f s (%.0f records/s), "
+		fprintf(stderr, "gmemtrace scenario: %s: %llu records in %.3f s (%.0f records/s), "
 			"%lld bytes, %.2f bytes/record\n", sy_env.out,
 			(unsigned long long)st.records, secs, st.records / secs,
 			(long long)sb.st_size, st.records ? (double)sb.st_size / st.records : 0.0);
@@ -2995,8 +3138,10 @@ static const struct cmd cmds[] = {
 	{ "info", do_info, "a recording's header, chunks and integrity", false },
 	{ "features", do_features, "this kernel's probe coverage table (as gmemd --probe)", false },
 	{ "whatif", do_whatif, "replay a recording through huge-page policies, side by side", false },
+	{ "scenario", do_synth, "write a constructed recording: conversions, SNP, TDX, splits",
+	  false },
 	{ "help", do_help, "this list; gmemtrace VERB --help for a verb's", false },
-	{ "synth", do_synth, "write a constructed scenario recording", true },
+	{ "synth", do_synth, "the old name of scenario", true },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))

@@ -432,6 +432,45 @@ def test_rotation_keeps_the_newest_files_each_complete(tmp):
         "next"] == os.path.join(tmp, files[-1][1])
 
 
+def test_report_reads_a_rotated_set_as_one_recording(tmp):
+    """LIVE: a recording rotated into several files reports, given all of them in any order
+    (as a shell glob hands them over), as the one recording it is: the VM's counts equal
+    gmem-load's truth, though its life spans the files. A file from another recording, or a
+    part given twice, is refused with a clear error; a missing part is reported as a gap."""
+    require_live()
+    out = os.path.join(tmp, "ring.gmtr")
+    rec = Recorder(out, "--in-process", "--rotate-size", "64K", "--chunk-records", "2000")
+    try:
+        v = run_load("--vms", "1", "--churn", "--duration", "2", "--user-touch", "16",
+                     "--fallocate", "16", "--punch", "4", "--no-vcpu")["exit"]["vms"][0]
+        time.sleep(2.5)  # the release scan and the frees after it
+    finally:
+        assert rec.stop() == 0, rec.output()
+    parts = sorted((os.path.join(tmp, f) for f in os.listdir(tmp)
+                    if f.startswith("ring.gmtr.") and not f.endswith(".log")),
+                   key=lambda f: int(f.rsplit(".", 1)[1]))
+    assert len(parts) >= 3, parts
+    shuffled = parts[1:] + parts[:1]
+    rep = report(*shuffled)
+    assert [f["path"] for f in rep["recording"]["files"]] == parts
+    assert [f["sequence"] for f in rep["recording"]["files"]] == list(range(len(parts)))
+    got = reported(vm_of(rep, v["pid"]))
+    assert exact_or_missed(ReportCounts(rep), got, truth(v), v["pid"]), (got, truth(v))
+    text = gt("report", *shuffled).stdout
+    assert f"a rotated set of {len(parts)} files (parts 0 to {len(parts) - 1})" in text
+    # one file alone is a part of the story: the VM's create is in the first file only
+    assert vm_of(report(parts[0]), v["pid"])["files_created"] == 1
+    # refused: a part twice, a file of another recording
+    dup = gt("report", parts[0], parts[1], parts[1], check=False)
+    assert dup.returncode == 1 and "are the same part" in dup.stderr, dup.stderr
+    other = os.path.join(tmp, "other.gmtr")
+    gt("scenario", "snp-boot", "-o", other)
+    mixed = gt("report", parts[0], other, check=False)
+    assert mixed.returncode == 1 and "not part of a rotated set" in mixed.stderr, mixed.stderr
+    gap = gt("report", parts[0], parts[2])
+    assert "parts 1 to 1 of the set are missing" in gap.stderr
+
+
 def test_features_is_gmemd_probe():
     """LIVE: gmemtrace features prints gmemd --probe's table."""
     require_live()
@@ -588,7 +627,7 @@ def test_scenario_private_mem_conversions(tmp):
     fallocates; conversion latency histograms (kernel part and end to end) exact, in the
     report and in the replay's Prometheus buckets."""
     out = os.path.join(tmp, "pmc.gmtr")
-    gt("synth", "private-mem-conversions", "--vcpus", 3, "-o", out)
+    gt("scenario", "private-mem-conversions", "--vcpus", 3, "-o", out)
     x = pmc_expected(3)
     assert (x["requests"], x["completed"], x["abandoned"]) == (156, 96, 60)
     assert (len(x["attr"]["private"]), len(x["attr"]["shared"])) == (36, 60)
@@ -712,7 +751,7 @@ def test_scenario_snp_boot(tmp):
     and 4K make_shared on page-state changes, RMP faults, teardown; conversions with the real
     direction; splits 9->0. Every RMP op count exact in the report and the replay."""
     out = os.path.join(tmp, "snp.gmtr")
-    gt("synth", "snp-boot", "-o", out)
+    gt("scenario", "snp-boot", "-o", out)
     rmp, alloc, freed, splits, shared_reqs = snp_expected()
     assert rmp["psmash"] == 6 and rmp["rmp_fault"] == 8
     v = vm_of(report(out), 5100)
@@ -741,7 +780,7 @@ def test_scenario_tdx_guest(tmp):
     """CONSTRUCTED: a TDX guest: page.add per TDVF page, page.aug per accepted page,
     block/track/remove/wbinvd per converted page, wbinvd per private page at teardown."""
     out = os.path.join(tmp, "tdx.gmtr")
-    gt("synth", "tdx-guest", "-o", out)
+    gt("scenario", "tdx-guest", "-o", out)
     tdvf, accepted, converted, reprivate = 512, 4096, 4 * 128 + 1, 64
     mapped_at_end = tdvf + accepted - converted + reprivate
     want = {"page_add": tdvf, "page_aug": accepted + reprivate, "page_remove": converted,
@@ -767,7 +806,7 @@ def test_scenario_hugepage_splits(tmp):
     """CONSTRUCTED: 1G and 2M guest_memfd folios split by conversions and merged back, and
     the TDP MMU's eager splits: every (from, to) pair counted per VM and per file."""
     out = os.path.join(tmp, "hp.gmtr")
-    gt("synth", "hugepage-splits", "-o", out)
+    gt("scenario", "hugepage-splits", "-o", out)
     rep = report(out)
     v = vm_of(rep, 7100)
     pairs = {(h["from_order"], h["to_order"]): (h["splits"], h["merges"])
@@ -840,7 +879,7 @@ def test_perfetto_export_schema_and_content(tmp):
     a process per VM, a thread per vCPU, a conversion slice per request from exit to entry
     with its attributes call nested inside, populated-bytes counters."""
     src = os.path.join(tmp, "pmc.gmtr")
-    gt("synth", "private-mem-conversions", "--vcpus", 2, "-o", src)
+    gt("scenario", "private-mem-conversions", "--vcpus", 2, "-o", src)
     out = os.path.join(tmp, "pmc.json")
     gt("export", src, "--format", "perfetto", "-o", out, "--counter-interval", "0")
     with open(out) as f:
@@ -894,7 +933,7 @@ def test_perfetto_export_of_a_live_recording(tmp):
 def test_csv_jsonl_and_cat_agree(tmp):
     """CONSTRUCTED: csv, jsonl and cat give one line per record, with the same kinds."""
     src = os.path.join(tmp, "snp.gmtr")
-    gt("synth", "snp-boot", "-o", src)
+    gt("scenario", "snp-boot", "-o", src)
     n = json.loads(gt("info", "-j", src).stdout)["records"]
     csv = gt("export", src, "--format", "csv").stdout.splitlines()
     assert csv[0].split(",")[:3] == ["ts_ns", "kind", "vm"] and len(csv) == n + 1
@@ -920,7 +959,7 @@ def test_replay_serves_the_control_protocol(tmp):
     (no live source), snapshot and probe answer, and a subscriber gets the records as they
     are replayed; --exit-at-end ends it once done."""
     src = os.path.join(tmp, "churn.gmtr")
-    gt("synth", "synthetic-churn", "--events", 400000, "-o", src)
+    gt("scenario", "synthetic-churn", "--events", 400000, "-o", src)
     r = Replay(src, "--speed", "0.1", "--exit-at-end")
     try:
         hello = r.call({"cmd": "hello"})
@@ -951,7 +990,7 @@ def test_replay_serves_the_control_protocol(tmp):
 
 def bad_files(tmp):
     good = os.path.join(tmp, "good.gmtr")
-    gt("synth", "synthetic-churn", "--events", 20000, "--chunk-records", 2000, "-o", good)
+    gt("scenario", "synthetic-churn", "--events", 20000, "--chunk-records", 2000, "-o", good)
     with open(good, "rb") as f:
         data = f.read()
     files = {}
@@ -1018,12 +1057,14 @@ def test_cli_help_and_usage_errors():
     """help lists the verbs; every verb's --help has USAGE and EXAMPLES; usage errors are
     argp's, exit 64."""
     h = gt("help").stdout
-    for verb in ("record", "report", "replay", "export", "cat", "info", "features"):
+    for verb in ("record", "report", "replay", "export", "cat", "info", "features",
+                 "scenario"):
         assert f"  {verb}" in h
         vh = gt(verb, "--help").stdout
         assert "USAGE:" in vh and "EXAMPLES:" in vh, verb
         assert gt("help", verb).stdout == vh
-    assert "synth" not in h  # hidden
+    assert "synth" not in h  # the old name of scenario: still taken, not listed
+    assert gt("synth", "--list").stdout == gt("scenario", "--list").stdout
     for args, needle in ((["bogus"], "unknown or ambiguous verb"),
                          (["re"], "unknown or ambiguous verb"),
                          (["report"], "which recording"),
@@ -1077,7 +1118,7 @@ def test_whatif_on_a_scenario_and_bad_input(tmp):
     """CONSTRUCTED: the private_mem_conversions scenario through whatif (-j parses, three
     policies); a missing policy or a non-recording gives one line and a non-zero exit."""
     path = os.path.join(tmp, "pmc.gmtr")
-    gt("synth", "private-mem-conversions", "-o", path)
+    gt("scenario", "private-mem-conversions", "-o", path)
     res = json.loads(whatif(path, "-j"))
     assert [p["name"] for p in res["policies"]] == ["split4k", "buddy", "churn"]
     bad = gt("whatif", path, "-p", "no-such-policy", check=False)
