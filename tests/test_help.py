@@ -16,8 +16,8 @@ from gmemtest import BIN
 PROGRAMS = ("gmemd", "gmemtop", "gmemtrace", "gmem-load", "gmem-policy")
 VERBS = {
     "gmemtrace": ("record", "report", "replay", "export", "cat", "info", "features", "whatif",
-                  "synth"),
-    "gmem-policy": ("list", "check", "decide", "whatif", "gen", "bench"),
+                  "scenario"),
+    "gmem-policy": ("list", "check", "decide", "whatif", "gen", "bench", "status", "switch"),
 }
 # What an example line may start with: our programs and the tools they are piped into.
 COMMANDS = set(PROGRAMS) | {"curl", "sudo", "kill"}

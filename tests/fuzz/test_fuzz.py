@@ -32,7 +32,7 @@ def seeds(d):
     for name, extra in (("private-mem-conversions", ["--vcpus", "1"]), ("snp-boot", []),
                         ("tdx-guest", []), ("hugepage-splits", []),
                         ("synthetic-churn", ["--events", "3000"])):
-        subprocess.run([GMEMTRACE, "synth", name, "--chunk-records", "300",
+        subprocess.run([GMEMTRACE, "scenario", name, "--chunk-records", "300",
                         "-o", os.path.join(d, name + ".gmtr"), *extra], check=True,
                        timeout=60)
     for f in glob.glob(os.path.join(HERE, "corpus", "*")):

@@ -274,7 +274,7 @@ def test_histograms_cumulative_with_inf_sum_count(gmemd, loads, tmp_path):
                     and "seconds" in n and dict(ls).get("vm") == str(v["pid"])], \
             "a VM that never converted has no histogram series"
     rec = str(tmp_path / "pmc.gmtr")
-    p = subprocess.run([GMEMTRACE, "synth", "private-mem-conversions", "-o", rec],
+    p = subprocess.run([GMEMTRACE, "scenario", "private-mem-conversions", "-o", rec],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     replay = Replay(rec, "--max")
@@ -640,7 +640,7 @@ def test_grafana_dashboard_every_query_returns_data(gmemd, loads, tmp_path):
     recs = {}
     for scen in ("private-mem-conversions", "snp-boot", "tdx-guest", "hugepage-splits"):
         recs[scen] = str(tmp_path / f"{scen}.gmtr")
-        p = subprocess.run([GMEMTRACE, "synth", scen, "-o", recs[scen]], capture_output=True,
+        p = subprocess.run([GMEMTRACE, "scenario", scen, "-o", recs[scen]], capture_output=True,
                            text=True, timeout=60)
         assert p.returncode == 0, p.stderr
     replays = [Replay(recs[s], "--max") for s in ("snp-boot", "tdx-guest", "hugepage-splits")]

@@ -4,7 +4,7 @@ what they say when something is wrong, and numbers that mean what their HELP say
 
 LIVE tests run the real gmemd on this kernel; the punch-hole test drives its own guest_memfd
 file from a child process (its pid is its vm label), so nothing else on the host disturbs it.
-CONSTRUCTED tests use a scenario recording (gmemtrace synth) as the file to protect.
+CONSTRUCTED tests use a scenario recording (gmemtrace scenario) as the file to protect.
 """
 import grp
 import json
@@ -45,7 +45,7 @@ def tmp():
 def recording(tmp):
     """CONSTRUCTED: a small scenario recording, the file a mistake must not destroy."""
     path = os.path.join(tmp, "pmc.gmtr")
-    p = run(GMEMTRACE, "synth", "private-mem-conversions", "-o", path)
+    p = run(GMEMTRACE, "scenario", "private-mem-conversions", "-o", path)
     assert p.returncode == 0, p.stderr
     return path
 
