@@ -59,6 +59,10 @@ LIB := $(O)/lib/libgmemscope.a
 
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOLS := $(patsubst tools/%.c,$(O)/bin/%,$(TOOL_SRCS))
+# gmem-load is too big for one file: tools/gmem-load/*.c link into one program, as bpftool's
+# src/ does (tools/gmem-load/gmem-load.h says which file holds what).
+GMEM_LOAD_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard tools/gmem-load/*.c))
+TOOLS += $(O)/bin/gmem-load
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
@@ -134,6 +138,11 @@ $(LIB): $(LIB_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(O)/bin/%: $(O)/obj/tools/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(O)/bin/gmem-load: $(GMEM_LOAD_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@

@@ -1066,7 +1066,7 @@ const struct scenario scenario_list[] = {
 	{
 		.name = "synthetic-churn",
 		.summary = "gmem-load --churn's record stream at any length (benchmark producer)",
-		.source = "tools/gmem-load.c --churn --user-touch 32 --fallocate 32 --no-vcpu",
+		.source = "tools/gmem-load/churn.c --churn --user-touch 32 --fallocate 32 --no-vcpu",
 		.description =
 			"Not a kernel scenario: gmem-load churn's records (32 user faults, punch, "
 			"32-page fallocate, punch; fallocate pages folded into RANGE records) "
