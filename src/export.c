@@ -197,6 +197,132 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
 	return o->err;
 }
 
+/* ---- fields by meaning ------------------------------------------------------------------- */
+
+/*
+ * Each kind's fields under the names cat prints (export__text), for CSV's columns and JSON's
+ * "fields": one table, so the three agree (tests/unit/test_export.c checks them against cat).
+ */
+enum fsrc { F_NONE, F_INO, F_A, F_B, F_C, F_SUB, F_SUBNAME, F_RESULT, F_ORDER, F_TO_ORDER,
+	    F_EXIT };
+
+struct fspec {
+	const char *name;
+	enum fsrc src;
+	__u32 need_flag; /* only with this record flag (0: always) */
+	__u8 need_order; /* only when order != 0 (a vCPU's stat) */
+};
+
+#define NFIELDS 7
+
+static const struct fspec fields[GMEM_EV_KIND_MAX][NFIELDS] = {
+	[GMEM_EV_FILE_CREATE] = { { "ino", F_INO }, { "size", F_A }, { "file_flags", F_B },
+				  { "result", F_RESULT } },
+	[GMEM_EV_FILE_RELEASE] = { { "ino", F_INO } },
+	[GMEM_EV_FD_CLOSE] = { { "ino", F_INO } },
+	[GMEM_EV_FILE_DISCOVER] = { { "ino", F_INO }, { "size", F_A }, { "populated_pages", F_B },
+				    { "file_flags", F_C } },
+	[GMEM_EV_BIND] = { { "ino", F_INO }, { "gpa", F_A }, { "size", F_B }, { "offset", F_C },
+			   { "slot", F_SUB }, { "result", F_RESULT } },
+	[GMEM_EV_UNBIND] = { { "slot", F_SUB }, { "result", F_RESULT } },
+	[GMEM_EV_PAGE_ALLOC] = { { "ino", F_INO }, { "index", F_A }, { "pages", F_B },
+				 { "order", F_ORDER }, { "source", F_SUBNAME },
+				 { "range_end", F_C, GMEM_EVF_RANGE } },
+	[GMEM_EV_PAGE_FREE] = { { "ino", F_INO }, { "index", F_A }, { "pages", F_B },
+				{ "order", F_ORDER }, { "range_end", F_C, GMEM_EVF_RANGE } },
+	[GMEM_EV_PUNCH_HOLE] = { { "ino", F_INO }, { "offset", F_A }, { "len", F_B },
+				 { "result", F_RESULT }, { "in_file", F_C, GMEM_EVF_INFILE } },
+	[GMEM_EV_FALLOCATE] = { { "ino", F_INO }, { "offset", F_A }, { "len", F_B },
+				{ "result", F_RESULT } },
+	[GMEM_EV_FAULT] = { { "ino", F_INO }, { "index", F_A }, { "latency_ns", F_C },
+			    { "source", F_SUBNAME }, { "result", F_RESULT } },
+	[GMEM_EV_CONV_REQUEST] = { { "gpa", F_A }, { "size", F_B }, { "to", F_SUBNAME },
+				   { "exit", F_EXIT } },
+	[GMEM_EV_CONV_ATTR] = { { "gpa", F_A }, { "size", F_B }, { "to", F_SUBNAME },
+				{ "latency_ns", F_C }, { "result", F_RESULT } },
+	[GMEM_EV_DMAP_REMOVE] = { { "ino", F_INO }, { "index", F_A }, { "pages", F_B },
+				  { "owner", F_SUBNAME } },
+	[GMEM_EV_DMAP_RESTORE] = { { "ino", F_INO }, { "index", F_A }, { "pages", F_B },
+				   { "owner", F_SUBNAME } },
+	[GMEM_EV_DMAP_SAMPLE] = { { "4k", F_A }, { "2M", F_B }, { "1G", F_C } },
+	[GMEM_EV_RMP] = { { "op", F_SUBNAME }, { "pfn", F_A }, { "gpa", F_B }, { "order", F_ORDER },
+			  { "c", F_C }, { "result", F_RESULT } },
+	[GMEM_EV_TDX] = { { "op", F_SUBNAME }, { "gpa", F_A }, { "pfn", F_B }, { "order", F_ORDER },
+			  { "c", F_C } },
+	[GMEM_EV_SPLIT] = { { "ino", F_INO }, { "index", F_A }, { "order", F_ORDER },
+			    { "to_order", F_TO_ORDER }, { "result", F_RESULT } },
+	[GMEM_EV_MERGE] = { { "ino", F_INO }, { "index", F_A }, { "order", F_ORDER },
+			    { "to_order", F_TO_ORDER }, { "result", F_RESULT } },
+	[GMEM_EV_LOST] = { { "lost", F_A } },
+	[GMEM_EV_KVM_STAT_DESC] = { { "stat_id", F_SUB } },
+	[GMEM_EV_KVM_STAT] = { { "stat_id", F_SUB }, { "vcpu", F_B, 0, 1 }, { "value", F_A } },
+};
+
+static bool field_present(const struct fspec *f, const struct gmem_event *e)
+{
+	return f->name && (!f->need_flag || (e->flags & f->need_flag)) &&
+	       (!f->need_order || e->order);
+}
+
+/* A field's value: a number, or (sub names, exit reasons) a name; *str set for a name. */
+static __u64 field_value(const struct fspec *f, const struct gmem_event *e, const char **str)
+{
+	*str = NULL;
+	switch (f->src) {
+	case F_INO: return e->ino;
+	case F_A: return e->a;
+	case F_B: return e->b;
+	case F_C: return e->c;
+	case F_SUB: return e->sub;
+	case F_ORDER: return e->order;
+	case F_TO_ORDER: return e->to_order;
+	case F_SUBNAME:
+		*str = export__sub_name(e->kind, e->sub);
+		if (!*str)
+			*str = "?";
+		return 0;
+	case F_EXIT:
+		*str = exit_name(e->c);
+		return 0;
+	case F_RESULT:
+	case F_NONE:
+		break;
+	}
+	return 0;
+}
+
+/* CSV's columns: every name of the table once, in table order. */
+static const char *csv_cols[64];
+static size_t ncsv_cols;
+
+static void csv_cols_init(void)
+{
+	unsigned int k, i;
+	size_t j;
+
+	if (ncsv_cols)
+		return;
+	for (k = 0; k < GMEM_EV_KIND_MAX; k++)
+		for (i = 0; i < NFIELDS && fields[k][i].name; i++) {
+			for (j = 0; j < ncsv_cols && strcmp(csv_cols[j], fields[k][i].name); j++)
+				;
+			if (j == ncsv_cols && ncsv_cols < sizeof(csv_cols) / sizeof(csv_cols[0]))
+				csv_cols[ncsv_cols++] = fields[k][i].name;
+		}
+}
+
+static const struct fspec *field_of(const struct gmem_event *e, const char *name)
+{
+	unsigned int i;
+
+	if (e->kind >= GMEM_EV_KIND_MAX)
+		return NULL;
+	for (i = 0; i < NFIELDS && fields[e->kind][i].name; i++)
+		if (!strcmp(fields[e->kind][i].name, name))
+			return field_present(&fields[e->kind][i], e) ? &fields[e->kind][i] : NULL;
+	return NULL;
+}
+
 /* ---- CSV and JSON lines ------------------------------------------------------------------ */
 
 /* What a failed stdio write says: its errno (ENOSPC on a full disk), EIO when it set none. */
@@ -207,27 +333,56 @@ static int io_err(void)
 
 int export__csv_header(FILE *f)
 {
+	size_t j;
+
+	csv_cols_init();
 	errno = 0;
-	return fputs("ts_ns,kind,vm,tid,ino,a,b,c,result,sub,sub_name,order,to_order,flags\n", f) <
-	       0 ? io_err() : 0;
+	fputs("ts_ns,kind,vm,tid", f);
+	for (j = 0; j < ncsv_cols; j++)
+		fprintf(f, ",%s", csv_cols[j]);
+	/* the record's own flags, by name (file_flags is a file's creation flags) */
+	return fputs(",stat,record_flags\n", f) < 0 ? io_err() : 0;
 }
 
 int export__csv(FILE *f, const struct gmem_event *e, const char *kind_name)
 {
-	const char *sub = export__sub_name(e->kind, e->sub);
 	char name[40];
 	int n;
 
-	/* a DESC's sub_name is the stat it names (its part of the name) */
-	if (e->kind == GMEM_EV_KVM_STAT_DESC && kvmstats__desc_name(e, name, sizeof(name)))
-		sub = name;
-	/* every field is a number or a name of [a-z0-9_]: nothing needs quoting */
+	const char *sep = "";
+	size_t i, j;
+
+	csv_cols_init();
+	/* a DESC names a stat (its part of the name) */
+	name[0] = 0;
+	if (e->kind == GMEM_EV_KVM_STAT_DESC)
+		kvmstats__desc_name(e, name, sizeof(name));
+	/* every field is a number or a name of [a-zA-Z0-9_]: nothing needs quoting */
 	errno = 0;
-	n = fprintf(f, "%llu,%s,%u,%u,%llu,%llu,%llu,%llu,%d,%u,%s,%u,%u,%u\n",
-		    (unsigned long long)e->ts_ns, kind_name, e->vm, e->tid,
-		    (unsigned long long)e->ino, (unsigned long long)e->a,
-		    (unsigned long long)e->b, (unsigned long long)e->c, e->result, e->sub,
-		    sub ? sub : "", e->order, e->to_order, e->flags);
+	fprintf(f, "%llu,%s,%u,%u", (unsigned long long)e->ts_ns, kind_name, e->vm, e->tid);
+	for (j = 0; j < ncsv_cols; j++) {
+		const struct fspec *fs = field_of(e, csv_cols[j]);
+		const char *str;
+		__u64 v;
+
+		fputc(',', f);
+		if (!fs)
+			continue;
+		v = field_value(fs, e, &str);
+		if (str)
+			fputs(str, f);
+		else if (fs->src == F_RESULT)
+			fprintf(f, "%d", e->result);
+		else
+			fprintf(f, "%llu", (unsigned long long)v);
+	}
+	fprintf(f, ",%s,", name);
+	for (i = 0; i < NFLAGS; i++)
+		if (e->flags & flag_names[i].bit) {
+			fprintf(f, "%s%s", sep, flag_names[i].name);
+			sep = "|";
+		}
+	n = fputc('\n', f);
 	return n < 0 ? io_err() : 0;
 }
 
@@ -263,6 +418,25 @@ static void kvm_json(json_t *o, const struct gmem_event *e)
 	}
 }
 
+json_t *export__fields_json(const struct gmem_event *e)
+{
+	json_t *o = json_object();
+	unsigned int i;
+
+	for (i = 0; e->kind < GMEM_EV_KIND_MAX && i < NFIELDS && fields[e->kind][i].name; i++) {
+		const struct fspec *fs = &fields[e->kind][i];
+		const char *str;
+		__u64 v;
+
+		if (!field_present(fs, e))
+			continue;
+		v = field_value(fs, e, &str);
+		json_object_set_new(o, fs->name, str ? json_string(str) :
+					fs->src == F_RESULT ? json_integer(e->result) : ju64(v));
+	}
+	return o;
+}
+
 json_t *export__json(const struct gmem_event *e, const char *kind_name)
 {
 	const char *sub = export__sub_name(e->kind, e->sub);
@@ -289,6 +463,7 @@ json_t *export__json(const struct gmem_event *e, const char *kind_name)
 		if (e->flags & flag_names[i].bit)
 			json_array_append_new(fl, json_string(flag_names[i].name));
 	json_object_set_new(o, "flag_names", fl);
+	json_object_set_new(o, "fields", export__fields_json(e));
 	kvm_json(o, e);
 	return o;
 }

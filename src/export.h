@@ -36,10 +36,15 @@ const char *export__sub_name(unsigned int kind, unsigned int sub);
  * by meaning (gpa=, pages=, source=...). */
 int export__text(struct strbuf *out, const struct gmem_event *e, __u64 base_ns,
 		 const char *kind_name);
+/* CSV: ts_ns, kind, vm, tid, then one column per field name cat prints (a kind fills its
+ * own and leaves the rest empty), stat (a KVM_STAT_DESC's stat name), record_flags (names,
+ * |-separated). */
 int export__csv_header(FILE *f);
 int export__csv(FILE *f, const struct gmem_event *e, const char *kind_name);
-/* Every field, with names for kind, sub and flags. */
+/* Every field, raw (a, b, c, sub...) and, under "fields", by the names cat prints. */
 json_t *export__json(const struct gmem_event *e, const char *kind_name);
+/* The kind's fields by the names cat prints, as one object. */
+json_t *export__fields_json(const struct gmem_event *e);
 
 struct perfetto;
 
