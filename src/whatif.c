@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "kvmstats.h"
+#include "recording.h"
 #include "whatif.h"
 
 #define NS_PER_S  1000000000ull
@@ -275,6 +276,26 @@ int whatif__next_fd(void *ctx, struct gmem_event *ev)
 	memcpy(ev, r->buf + r->off, sizeof(*ev));
 	r->off += sizeof(*ev);
 	return 1;
+}
+
+int whatif__next_recording(void *ctx, struct gmem_event *ev)
+{
+	struct whatif_rec *s = ctx;
+
+	for (;;) {
+		while (s->i < s->n) {
+			const struct gmem_event *e = &s->recs[s->i++];
+
+			if (!s->keep || s->keep(s->kctx, e)) {
+				*ev = *e;
+				return 1;
+			}
+		}
+		s->status = recording__next(s->r, &s->recs, &s->n);
+		s->i = 0;
+		if (s->status <= 0)
+			return 0; /* the end, or damage: the caller reports status */
+	}
 }
 
 /* ---- rendering ----------------------------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #error "user-space only header"
 #endif
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <jansson.h>
 
@@ -89,6 +90,20 @@ struct whatif_fd {
 	char buf[1 << 16];
 };
 int whatif__next_fd(void *ctx, struct gmem_event *ev);
+
+/* Records from a gmemtrace recording, chunk by chunk; keep (optional) filters them. status is
+ * recording__next()'s last: < 0 when the file was cut short or damaged (what was read is
+ * used; recording__error() says why). */
+struct recording;
+struct whatif_rec {
+	struct recording *r;
+	bool (*keep)(void *kctx, const struct gmem_event *e);
+	void *kctx;
+	const struct gmem_event *recs;
+	size_t n, i;
+	int status;
+};
+int whatif__next_recording(void *ctx, struct gmem_event *ev);
 
 /*
  * A constructed conversion-heavy stream shaped like the KVM selftest

@@ -25,6 +25,7 @@
 #include "hugemodel.h"
 #include "policy.h"
 #include "policy_json.h"
+#include "recording.h"
 #include "whatif.h"
 
 #define MAX_POLICIES 16
@@ -43,6 +44,7 @@ static struct env {
 	unsigned long vcpus, iterations, period_ms, tail_s, decisions;
 	const char *output;
 	const char *socket;
+	bool raw;
 	char **args;
 	int nargs;
 } env = { .max_order = 9, .decisions = 200000 };
@@ -64,8 +66,8 @@ static const char doc[] =
 	"  list     policies found beside this program and in $GMEM_POLICY_DIR\n"
 	"  check    load policies, show their struct_ops state, ask sample questions\n"
 	"  decide   one decision on a context built from FIELD=VALUE arguments\n"
-	"  whatif   replay raw records through each policy, side by side\n"
-	"  gen      write the constructed conversion-heavy stream (raw records)\n"
+	"  whatif   replay a recording through each policy, side by side\n"
+	"  gen      write the constructed conversion-heavy stream as a recording\n"
 	"  bench    cost per decision and what-if replay speed\n"
 	"  status   the policy a running gmemd uses, and its decisions so far\n"
 	"  switch   make a running gmemd use another policy, keeping its model\n"
@@ -77,8 +79,8 @@ static const char doc[] =
 	"  gmem-policy check buddy churn\n"
 	"  gmem-policy decide churn split order=9 cause=convert \\\n"
 	"      hist.recent_conversions=3\n"
-	"  gmem-policy gen --vcpus 4 --iterations 20 --tail 5 -o conv.gmem\n"
-	"  gmem-policy whatif -p split4k -p buddy -p churn conv.gmem\n"
+	"  gmem-policy gen --vcpus 4 --iterations 20 --tail 5 -o conv.gmtr\n"
+	"  gmem-policy whatif -p split4k -p buddy -p churn conv.gmtr\n"
 	"  gmem-policy bench\n"
 	"  gmem-policy switch churn\n"
 	"\v"
@@ -128,32 +130,36 @@ static const char decide_doc[] =
 	"\v" EXIT_STATUS_DOC;
 
 static const char whatif_doc[] =
-	"gmem-policy whatif: replay raw records through each policy, side by side.\n"
+	"gmem-policy whatif: replay a recording through each policy, side by side.\n"
 	"\n"
-	"Reads raw 64-byte event records from FILE, or from stdin without one or with -, runs "
-	"them through a huge-page model per policy and prints splits, merges, huge coverage, "
-	"ping-pongs and the cost per decision. For gmemtrace recordings use gmemtrace whatif.\n"
+	"Reads a gmemtrace recording (gmemtrace record, gmemtrace scenario, gmem-policy gen), "
+	"runs its records through a huge-page model per policy and prints splits, merges, huge "
+	"coverage, ping-pongs and the cost per decision. Raw 64-byte records (gen --raw) are "
+	"read too, from FILE or from stdin without one or with -. gmemtrace whatif does the "
+	"same with its --vm filter.\n"
 	"\n"
 	"USAGE: gmem-policy whatif -p POLICY [-p POLICY...] [FILE]\n"
 	"\n"
 	"EXAMPLES:\n"
-	"  gmem-policy whatif -p split4k -p buddy -p churn conv.gmem\n"
-	"  gmem-policy whatif -p buddy -j --no-direct-map < conv.gmem \\\n"
+	"  gmem-policy whatif -p split4k -p buddy -p churn conv.gmtr\n"
+	"  gmem-policy whatif -p buddy -j --no-direct-map vm.gmtr \\\n"
 	"      | jq .policies[0].pingpongs\n"
 	"\v" EXIT_STATUS_DOC;
 
 static const char gen_doc[] =
 	"gmem-policy gen: write the constructed conversion-heavy stream.\n"
 	"\n"
-	"Writes raw records of vCPUs that convert pages private and shared in turns, the "
-	"workload that tells policies apart. Constructed, not recorded: use it to compare "
-	"policies, not to measure a host.\n"
+	"Writes, as a gmemtrace recording, vCPUs that convert pages private and shared in "
+	"turns: the workload that tells policies apart. Constructed, not recorded (its records "
+	"carry the scenario flag, and gmemtrace report says so): use it to compare policies, "
+	"not to measure a host. --raw writes the bare 64-byte records instead, to a pipe.\n"
 	"\n"
-	"USAGE: gmem-policy gen [--vcpus N] [--iterations N] [-o FILE]\n"
+	"USAGE: gmem-policy gen [--vcpus N] [--iterations N] -o FILE\n"
+	"       gmem-policy gen --raw [-o FILE]\n"
 	"\n"
 	"EXAMPLES:\n"
-	"  gmem-policy gen --vcpus 4 --iterations 20 --tail 5 -o conv.gmem\n"
-	"  gmem-policy gen | gmem-policy whatif -p buddy\n"
+	"  gmem-policy gen --vcpus 4 --iterations 20 --tail 5 -o conv.gmtr\n"
+	"  gmem-policy gen --raw | gmem-policy whatif -p buddy\n"
 	"\v" EXIT_STATUS_DOC;
 
 static const char bench_doc[] =
@@ -213,6 +219,7 @@ enum {
 	OPT_TAIL,
 	OPT_DECISIONS,
 	OPT_NO_SO,
+	OPT_RAW,
 };
 
 static const struct argp_option opts[] = {
@@ -226,6 +233,7 @@ static const struct argp_option opts[] = {
 	{ "no-direct-map", OPT_NO_DMAP, NULL, 0,
 	  "whatif: count every file as no-direct-map", 0 },
 	{ "no-struct-ops", OPT_NO_SO, NULL, 0, "Do not look for the struct_ops form", 0 },
+	{ "raw", OPT_RAW, NULL, 0, "gen: bare 64-byte records, not a recording", 0 },
 	{ "vcpus", OPT_VCPUS, "N", 0, "gen: vCPUs (default 4)", 0 },
 	{ "iterations", OPT_ITER, "N", 0, "gen/bench: iterations per vCPU (default 10)", 0 },
 	{ "period", OPT_PERIOD, "MS", 0, "gen: iteration period (default 300)", 0 },
@@ -264,6 +272,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_NO_SO:
 		env.no_struct_ops = true;
+		return 0;
+	case OPT_RAW:
+		env.raw = true;
 		return 0;
 	case OPT_MAX_ORDER: ul = &env.max_order; break;
 	case OPT_WINDOW: ul = &env.window_ms; break;
@@ -534,7 +545,10 @@ static int cmd_whatif(void)
 				  .no_direct_map = env.no_direct_map };
 	struct policy *pols[MAX_POLICIES] = {};
 	struct whatif_result res;
+	struct whatif_rec rec = {};
 	struct whatif_fd *src;
+	unsigned char magic[RECORDING_MAGIC_LEN];
+	char err[512];
 	int i, e, ret = 1;
 
 	if (!env.npolicies) {
@@ -552,11 +566,24 @@ static int cmd_whatif(void)
 				strerror(errno));
 			goto cleanup;
 		}
+		/* a gmemtrace recording, or bare records */
+		if (pread(src->fd, magic, sizeof(magic), 0) == sizeof(magic) &&
+		    !memcmp(magic, recording_magic, sizeof(magic)) &&
+		    recording__open(&rec.r, env.args[0], err, sizeof(err))) {
+			fprintf(stderr, "gmem-policy: %s: %s\n", env.args[0], err);
+			goto cleanup;
+		}
 	}
 	for (i = 0; i < env.npolicies; i++)
 		if (open_policy(env.policies[i], &pols[i]))
 			goto cleanup;
-	e = whatif__run(&wo, whatif__next_fd, src, pols, env.npolicies, &res);
+	e = rec.r ? whatif__run(&wo, whatif__next_recording, &rec, pols, env.npolicies, &res) :
+		    whatif__run(&wo, whatif__next_fd, src, pols, env.npolicies, &res);
+	if (!e && rec.r && rec.status < 0) {
+		/* what was read is used; the damage is said, and the exit is 1 */
+		fprintf(stderr, "gmem-policy: %s: %s\n", env.args[0], recording__error(rec.r));
+		ret = 2;
+	}
 	if (e) {
 		fprintf(stderr, "gmem-policy: replay failed: %s%s\n", strerror(-e),
 			e == -EPROTO ? " (the input is not whole 64-byte records)" : "");
@@ -567,8 +594,9 @@ static int cmd_whatif(void)
 	else
 		whatif__print(stdout, &res);
 	whatif__result_free(&res);
-	ret = 0;
+	ret = ret == 2 ? 1 : 0;
 cleanup:
+	recording__close(rec.r);
 	for (i = 0; i < env.npolicies; i++)
 		policy__close(pols[i]);
 	if (src->fd > 0)
@@ -586,6 +614,58 @@ static struct whatif_gen_opts gen_opts(void)
 					 .tail_ns = env.tail_s * 1000000000ull };
 }
 
+static void gen_summary(size_t n, const struct whatif_gen_counts *c)
+{
+	fprintf(stderr, "gmem-policy: %zu records: %llu exits, %llu set-attributes, %llu punch "
+		"holes, %llu fallocates, %llu faults\n", n, (unsigned long long)c->exits,
+		(unsigned long long)c->attrs, (unsigned long long)c->punches,
+		(unsigned long long)c->fallocates, (unsigned long long)c->faults);
+}
+
+/* The stream as a gmemtrace recording, marked constructed as gmemtrace scenario marks its. */
+static int gen_recording(const struct gmem_event *ev, size_t n)
+{
+	struct recording_writer_opts wo = { .no_host = true };
+	struct recording_writer *w;
+	char err[512];
+	json_t *meta, *end;
+	size_t i;
+	int e;
+
+	if (!env.output) {
+		fprintf(stderr, "gmem-policy gen: writes a recording: give -o FILE (or --raw for "
+			"bare records on stdout)\n");
+		return CLI_EX_USAGE;
+	}
+	meta = json_pack("{s:{s:s}, s:{s:s, s:s, s:s}, s:{s:s}}", "source", "kind", "scenario",
+			 "scenario", "name", "policy-conversions", "summary",
+			 "vCPUs converting pages private and shared in turns (gmem-policy gen)",
+			 "source", "tools/testing/selftests/kvm/x86/private_mem_conversions_test.c",
+			 "recording", "tool", "gmem-policy gen");
+	wo.meta = meta;
+	e = recording_writer__open(&w, env.output, &wo, err, sizeof(err));
+	json_decref(meta);
+	if (e) {
+		fprintf(stderr, "gmem-policy: %s\n", err);
+		return 1;
+	}
+	for (i = 0; i < n && !e; i++)
+		e = recording_writer__add(w, &ev[i]);
+	if (e) {
+		recording_writer__abandon(w);
+		fprintf(stderr, "gmem-policy: %s: %s\n", env.output, strerror(-e));
+		return 1;
+	}
+	end = json_pack("{s:s, s:I}", "reason", "scenario complete", "records", (json_int_t)n);
+	e = recording_writer__close(w, end, err, sizeof(err));
+	json_decref(end);
+	if (e) {
+		fprintf(stderr, "gmem-policy: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_gen(void)
 {
 	struct whatif_gen_opts g = gen_opts();
@@ -599,6 +679,13 @@ static int cmd_gen(void)
 	if (e) {
 		fprintf(stderr, "gmem-policy: %s\n", strerror(-e));
 		return 1;
+	}
+	if (!env.raw) {
+		e = gen_recording(ev, n);
+		free(ev);
+		if (!e)
+			gen_summary(n, &c);
+		return e;
 	}
 	if (env.output) {
 		f = fopen(env.output, "w");
@@ -616,10 +703,7 @@ static int cmd_gen(void)
 	}
 	if (f != stdout)
 		fclose(f);
-	fprintf(stderr, "gmem-policy: %zu records: %llu exits, %llu set-attributes, %llu punch "
-		"holes, %llu fallocates, %llu faults\n", n, (unsigned long long)c.exits,
-		(unsigned long long)c.attrs, (unsigned long long)c.punches,
-		(unsigned long long)c.fallocates, (unsigned long long)c.faults);
+	gen_summary(n, &c);
 	free(ev);
 	return 0;
 }
