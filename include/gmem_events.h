@@ -58,6 +58,13 @@ enum gmem_ev_kind {
 	 */
 	GMEM_EV_KVM_STAT_DESC = 24,
 	GMEM_EV_KVM_STAT = 25,
+	/*
+	 * User space: the name of VM vm, as gmemd and gmemtop show it (the guest name on its
+	 * VMM's command line, else comm), read when a recorder first meets the VM.
+	 * to_order=part (bytes 32*part.. of the name, part 0 or 1), ino a b c=32 bytes of the
+	 * name, NUL-padded, byte i in bits 8*(i%8) of the i/8th.
+	 */
+	GMEM_EV_VM_NAME = 26,
 	GMEM_EV_KIND_MAX
 };
 

@@ -15,6 +15,7 @@
 #include "export.h"
 #include "kvmstats.h"
 #include "model.h"
+#include "vmname.h"
 
 /* ---- names ------------------------------------------------------------------------------- */
 
@@ -180,6 +181,13 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
 			       kvmstats__base(e->result), (int)(__s64)e->c);
 		break;
 	}
+	case GMEM_EV_VM_NAME: {
+		char name[VMNAME_LEN] = "";
+
+		vmname__unpack(e, name);
+		strbuf__printf(o, " part=%u name=%s", e->to_order, name);
+		break;
+	}
 	case GMEM_EV_KVM_STAT:
 		if (e->order)
 			strbuf__printf(o, " stat_id=%u vcpu=%llu value=%llu", e->sub, b, a);
@@ -204,7 +212,7 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
  * "fields": one table, so the three agree (tests/unit/test_export.c checks them against cat).
  */
 enum fsrc { F_NONE, F_INO, F_A, F_B, F_C, F_SUB, F_SUBNAME, F_RESULT, F_ORDER, F_TO_ORDER,
-	    F_EXIT };
+	    F_EXIT, F_NAME };
 
 struct fspec {
 	const char *name;
@@ -256,6 +264,7 @@ static const struct fspec fields[GMEM_EV_KIND_MAX][NFIELDS] = {
 	[GMEM_EV_LOST] = { { "lost", F_A } },
 	[GMEM_EV_KVM_STAT_DESC] = { { "stat_id", F_SUB } },
 	[GMEM_EV_KVM_STAT] = { { "stat_id", F_SUB }, { "vcpu", F_B, 0, 1 }, { "value", F_A } },
+	[GMEM_EV_VM_NAME] = { { "part", F_TO_ORDER }, { "name", F_NAME } },
 };
 
 static bool field_present(const struct fspec *f, const struct gmem_event *e)
@@ -284,6 +293,16 @@ static __u64 field_value(const struct fspec *f, const struct gmem_event *e, cons
 	case F_EXIT:
 		*str = exit_name(e->c);
 		return 0;
+	case F_NAME: {
+		/* this part's bytes alone; a reader joins the parts */
+		static char part[VMNAME_LEN];
+
+		part[0] = 0;
+		vmname__unpack(&(struct gmem_event){ .kind = e->kind, .ino = e->ino, .a = e->a,
+						     .b = e->b, .c = e->c }, part);
+		*str = part;
+		return 0;
+	}
 	case F_RESULT:
 	case F_NONE:
 		break;
@@ -357,7 +376,7 @@ int export__csv(FILE *f, const struct gmem_event *e, const char *kind_name)
 	name[0] = 0;
 	if (e->kind == GMEM_EV_KVM_STAT_DESC)
 		kvmstats__desc_name(e, name, sizeof(name));
-	/* every field is a number or a name of [a-zA-Z0-9_]: nothing needs quoting */
+	/* fields are numbers or names of [a-zA-Z0-9_], but a VM's name may need quoting */
 	errno = 0;
 	fprintf(f, "%llu,%s,%u,%u", (unsigned long long)e->ts_ns, kind_name, e->vm, e->tid);
 	for (j = 0; j < ncsv_cols; j++) {
@@ -369,7 +388,15 @@ int export__csv(FILE *f, const struct gmem_event *e, const char *kind_name)
 		if (!fs)
 			continue;
 		v = field_value(fs, e, &str);
-		if (str)
+		if (str && strpbrk(str, ",\"\r\n")) {
+			fputc('"', f);
+			for (; *str; str++) {
+				if (*str == '"')
+					fputc('"', f);
+				fputc(*str, f);
+			}
+			fputc('"', f);
+		} else if (str)
 			fputs(str, f);
 		else if (fs->src == F_RESULT)
 			fprintf(f, "%d", e->result);
@@ -566,21 +593,31 @@ static struct vm_counter *pf_vm(struct perfetto *p, __u32 vm)
 	return nv;
 }
 
-/* A process per VM (0 = the host), named on first sight. */
+/* A process per VM (0 = the host), named on first sight, and again when a VM_NAME tells its
+ * name: "db01 (VM 9567)" rather than "VM 9567". */
+static void pf_name_process(struct perfetto *p, __u32 pid)
+{
+	const struct model_vm *vm = pid ? model__vm(p->m, pid) : NULL;
+	char name[VMNAME_LEN + 24];
+
+	if (!pid)
+		snprintf(name, sizeof(name), "host");
+	else if (vm && vm->name[0])
+		snprintf(name, sizeof(name), "%s (VM %u)", vm->name, pid);
+	else
+		snprintf(name, sizeof(name), "VM %u", pid);
+	pf_emit(p, json_pack("{s:s, s:s, s:I, s:i, s:{s:s}}", "name", "process_name", "ph", "M",
+			     "pid", (json_int_t)pid, "tid", 0, "args", "name", name));
+}
+
 static void pf_process(struct perfetto *p, __u32 pid)
 {
 	struct vm_counter *v = pf_vm(p, pid);
-	char name[32];
 
 	if (!v || v->named)
 		return;
 	v->named = true;
-	if (pid)
-		snprintf(name, sizeof(name), "VM %u", pid);
-	else
-		snprintf(name, sizeof(name), "host");
-	pf_emit(p, json_pack("{s:s, s:s, s:I, s:i, s:{s:s}}", "name", "process_name", "ph", "M",
-			     "pid", (json_int_t)pid, "tid", 0, "args", "name", name));
+	pf_name_process(p, pid);
 }
 
 static void pf_thread(struct perfetto *p, __u32 pid, __u32 tid)
@@ -778,6 +815,10 @@ int perfetto__add(struct perfetto *p, const struct gmem_event *e)
 	kname = export__kind_name(p->o.kinds, e->kind, kbuf, sizeof(kbuf));
 
 	switch (e->kind) {
+	case GMEM_EV_VM_NAME:
+		if (pid)
+			pf_name_process(p, pid);
+		break;
 	case GMEM_EV_CONV_REQUEST:
 		if (pf_conv(p, e->tid, &i))
 			pf_close_conv(p, i, e->ts_ns, "superseded");

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "vmname.h"
 
 /* Retired pids remembered so that late records do not resurrect a retired VM's series. */
 #define MODEL_RETIRED_RING 64
@@ -260,6 +261,7 @@ static const char *const kind_names[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_MERGE] = "merge",
 	[GMEM_EV_LOST] = "lost",
 	[GMEM_EV_VM_EXIT] = "vm_exit",
+	[GMEM_EV_VM_NAME] = "vm_name",
 	[GMEM_EV_FD_CLOSE] = "fd_close",
 	[GMEM_EV_KVM_STAT_DESC] = "kvm_stat_desc",
 	[GMEM_EV_KVM_STAT] = "kvm_stat",
@@ -1045,6 +1047,14 @@ int model__apply(struct model *m, const struct gmem_event *ev)
 	case GMEM_EV_VM_EXIT:
 		model__vm_exit(m, ev);
 		return 0;
+	case GMEM_EV_VM_NAME: {
+		/* a recording's name for a VM it has met: what gmemd read from /proc then */
+		struct vm_state *vm = u64map__get(&m->vms, ev->vm);
+
+		if (vm)
+			vmname__unpack(ev, vm->pub.name);
+		return 0;
+	}
 	case GMEM_EV_FD_CLOSE:
 		/* A hint for the consumer to scan sooner; only the release itself counts. */
 		return 0;

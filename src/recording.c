@@ -329,6 +329,8 @@ static const char *const kind_fields[GMEM_EV_KIND_MAX] = {
 				  "result=KVM descriptor flags, c=exponent (s64), ino a b=24 name "
 				  "bytes (byte i in bits 8*(i%8)); flags EXPORTED: in /metrics",
 	[GMEM_EV_KVM_STAT] = "vm, sub=stat id, order=scope, a=value, b=vCPU index (scope 1)",
+	[GMEM_EV_VM_NAME] = "vm, to_order=part, ino a b c=32 bytes of the VM's name (byte i in "
+			    "bits 8*(i%8))",
 };
 
 const char *recording__kind_fields(unsigned int kind)

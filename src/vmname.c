@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gmem_events.h"
 #include "vmname.h"
 
 /* qemu's option values: "a,b=c": commas doubled to escape. Takes guest= or the bare first. */
@@ -157,4 +158,56 @@ void vmname__read(const char *proc, __u32 pid, char *out, size_t outlen)
 		cmd[n - 1] = 0; /* the kernel's; a newline inside comm is the name's */
 	snprintf(out, outlen, "%s", cmd);
 	vmname__sanitize(out);
+}
+
+/* The 32 name bytes of one part live in ino, a, b, c: byte i in bits 8*(i%8) of word i/8. */
+static __u64 *part_word(struct gmem_event *e, unsigned int w)
+{
+	__u64 *words[4] = { &e->ino, &e->a, &e->b, &e->c };
+
+	return words[w];
+}
+
+int vmname__pack(const char *name, __u32 vm, __u64 ts_ns, struct gmem_event e[VMNAME_PARTS])
+{
+	size_t len = strnlen(name, VMNAME_LEN - 1), cut = len, i;
+	int parts = 1, p;
+
+	if (len > 32) {
+		/* cut at a character's start, so each part is whole UTF-8 */
+		for (cut = 32; cut > 0 && ((unsigned char)name[cut] & 0xc0) == 0x80; cut--)
+			;
+		parts = 2;
+	}
+	for (p = 0; p < parts; p++) {
+		const char *from = name + (p ? cut : 0);
+		size_t n = p ? len - cut : cut;
+
+		e[p] = (struct gmem_event){ .ts_ns = ts_ns, .kind = GMEM_EV_VM_NAME, .vm = vm,
+					    .tid = vm, .to_order = p, .flags = GMEM_EVF_SYNTH };
+		for (i = 0; i < 32 && i < n; i++)
+			*part_word(&e[p], i / 8) |= (__u64)(unsigned char)from[i] << (8 * (i % 8));
+	}
+	return parts;
+}
+
+bool vmname__unpack(const struct gmem_event *e, char name[VMNAME_LEN])
+{
+	struct gmem_event c = *e;
+	size_t i, at;
+
+	if (e->kind != GMEM_EV_VM_NAME || e->to_order >= VMNAME_PARTS)
+		return false;
+	/* part 0 starts the name, part 1 goes on from where it ended */
+	at = e->to_order ? strnlen(name, VMNAME_LEN - 1) : 0;
+	for (i = 0; i < 32 && at < VMNAME_LEN - 1; i++) {
+		char ch = (char)(*part_word(&c, i / 8) >> (8 * (i % 8)));
+
+		if (!ch)
+			break;
+		name[at++] = ch;
+	}
+	name[at] = 0;
+	vmname__sanitize(name);
+	return true;
 }

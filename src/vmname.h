@@ -32,4 +32,13 @@ void vmname__sanitize(char *s);
  */
 void vmname__read(const char *proc, __u32 pid, char *out, size_t outlen);
 
+/* VM_NAME records: a name in VMNAME_PARTS records of 32 bytes each (a short name needs the
+ * first only: returns how many were filled). */
+struct gmem_event;
+#define VMNAME_PARTS 2
+int vmname__pack(const char *name, __u32 vm, __u64 ts_ns, struct gmem_event e[VMNAME_PARTS]);
+/* Puts one record's part in its place in name (VMNAME_LEN bytes, kept NUL-terminated);
+ * false for a part out of range. */
+bool vmname__unpack(const struct gmem_event *e, char name[VMNAME_LEN]);
+
 #endif /* GMEM_VMNAME_H */

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "model.h"
+#include "vmname.h"
 
 #define MS 1000000ull
 #define S  1000000000ull
@@ -994,6 +995,38 @@ static void test_json_snapshot(void **state)
 	model__free(m);
 }
 
+/* VM_NAME records carry a recording's VM names: packed in 32-byte parts, cut at a character,
+ * put back whole; the model names the VM it has met, and only that one. */
+static void test_vm_name_records(void **state)
+{
+	/* 40 bytes, a two-byte character across byte 32: the cut goes before it */
+	const char *long_name = "guest-with-a-long-name-01234567\xc3\xa9-xyz-42";
+	struct model *m = new_model(0, 0);
+	struct gmem_event e[VMNAME_PARTS];
+	char back[VMNAME_LEN] = "";
+	int n, i;
+
+	assert_int_equal(vmname__pack("db01", 200, 5, e), 1);
+	assert_int_equal(e[0].kind, GMEM_EV_VM_NAME);
+	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .vm = 200, .ino = 9, .a = 4096);
+	assert_int_equal(model__apply(m, &e[0]), 0);
+	assert_string_equal(model__vm(m, 200)->name, "db01");
+	/* a VM the model has not met gets no entry from a name */
+	assert_int_equal(vmname__pack("ghost", 300, 6, e), 1);
+	assert_int_equal(model__apply(m, &e[0]), 0);
+	assert_null(model__vm(m, 300));
+
+	n = vmname__pack(long_name, 200, 7, e);
+	assert_int_equal(n, 2);
+	for (i = 0; i < n; i++) {
+		assert_true(vmname__unpack(&e[i], back));
+		assert_int_equal(model__apply(m, &e[i]), 0);
+	}
+	assert_string_equal(back, long_name);
+	assert_string_equal(model__vm(m, 200)->name, long_name);
+	model__free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1022,6 +1055,7 @@ int main(void)
 		cmocka_unit_test(test_many_files_and_vms),
 		cmocka_unit_test(test_models_coexist),
 		cmocka_unit_test(test_json_snapshot),
+		cmocka_unit_test(test_vm_name_records),
 	};
 
 	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
