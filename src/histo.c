@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <string.h>
 
+#include <stdio.h>
+
 #include "histo.h"
 
 void histo__init(struct histo *h)
@@ -110,4 +112,13 @@ void histo__prom_buckets(const struct histo *h, __u64 out[HISTO_PROM_BUCKETS])
 		out[k - HISTO_PROM_FIRST] = below + h->pow2[k];
 		below += h->slots[k];
 	}
+}
+
+char *histo__slot_label(unsigned int i, int width, char *buf, size_t len)
+{
+	unsigned long long low = i ? 1ull << i : 0,
+			   high = i < HISTO_SLOTS - 1 ? (2ull << i) - 1 : ~0ull;
+
+	snprintf(buf, len, "%*llu -> %-*llu", width, low, width, high);
+	return buf;
 }

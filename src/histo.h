@@ -40,6 +40,9 @@ void histo__init(struct histo *h);
 unsigned int histo__slot(__u64 v);
 void histo__add(struct histo *h, __u64 v);
 void histo__merge(struct histo *dst, const struct histo *src);
+/* Slot i's range in ns as gmemtrace report and gmemtop both print it, bcc's log2 form:
+ * "1024 -> 2047" (each bound right/left aligned to width). Returns buf. */
+char *histo__slot_label(unsigned int i, int width, char *buf, size_t len);
 
 /*
  * Estimated q-quantile (0 <= q <= 1) in ns: linear interpolation inside the slot that holds

@@ -1486,7 +1486,7 @@ static struct top_line *page_add(struct top *t, enum top_style style, const char
 
 static void page_histo(struct top *t, const char *title, const struct histo *h)
 {
-	char lo[16], hi[16], p50[16], p99[16], bar[TOP_LINE_MAX];
+	char label[48], p50[16], p99[16], bar[TOP_LINE_MAX];
 	int i, first = -1, last = -1, w, n;
 	__u64 max = 0;
 
@@ -1505,18 +1505,19 @@ static void page_histo(struct top *t, const char *title, const struct histo *h)
 	top__fmt_ns(p99, sizeof(p99), histo__percentile(h, 0.99));
 	page_add(t, TOP_S_TITLE, "%s  n=%llu  p50 %s  p99 %s", title, (unsigned long long)h->count,
 		 p50, p99);
+	/* the rows' labels are gmemtrace report's: log2 slots in ns, bounds inclusive */
+	page_add(t, TOP_S_HEADER, "  %10s    %-10s  count", "nsecs", "");
 	w = t->scr_cols - 36;
 	if (w > 60)
 		w = 60;
 	if (w < 4)
 		w = 4;
 	for (i = first; i <= last; i++) {
-		top__fmt_ns(lo, sizeof(lo), i ? 1ull << i : 0);
-		top__fmt_ns(hi, sizeof(hi), i < 63 ? 1ull << (i + 1) : ~0ull);
+		histo__slot_label(i, 10, label, sizeof(label));
 		n = max ? (int)((h->slots[i] * w + max - 1) / max) : 0;
 		memset(bar, '#', n);
 		bar[n] = 0;
-		page_add(t, TOP_S_BAR, "  %8s - %-8s |%-*s %llu", lo, hi, w, bar,
+		page_add(t, TOP_S_BAR, "  %s |%-*s %llu", label, w, bar,
 			 (unsigned long long)h->slots[i]);
 	}
 }

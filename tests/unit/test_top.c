@@ -750,7 +750,7 @@ static void test_drill_down_and_events(void **state)
 	struct top *t = new_top(NULL);
 	const struct top_line *lines;
 	size_t n, i;
-	bool file_row = false, histo = false, ev_alloc = false, ev_free = false;
+	bool file_row = false, histo = false, ev_alloc = false, ev_free = false, slot = false;
 	int k;
 
 	for (k = 0; k < 8; k++)
@@ -778,6 +778,9 @@ static void test_drill_down_and_events(void **state)
 			file_row = true;
 		if (strstr(lines[i].text, "kernel part, to private  n=8  p50 3.0us  p99 3.0us"))
 			histo = true;
+		/* 3000 ns lands in slot 11, labelled as gmemtrace report labels it */
+		if (!strncmp(lines[i].text, "        2048 -> 4095       |", 28))
+			slot = true;
 		if (!strcmp(lines[i].text, "  5.000000 page_alloc    ino 11 index 7 pages 1 "
 					   "user_fault"))
 			ev_alloc = true;
@@ -787,6 +790,7 @@ static void test_drill_down_and_events(void **state)
 	}
 	assert_true(file_row);
 	assert_true(histo);
+	assert_true(slot);
 	assert_true(ev_alloc);
 	assert_true(ev_free);
 
