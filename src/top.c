@@ -1587,6 +1587,15 @@ static void page_drill(struct top *t)
 				 (unsigned long long)v->kvm_pages[1],
 				 (unsigned long long)v->kvm_pages[2], pct < 0 ? "-" : "",
 				 pct < 0 ? 0 : pct);
+		if (v->kvm_vm_stats) {
+			/* what a split looks like here and in the allocations above */
+			page_add(t, TOP_S_NORMAL, "  A huge-page split shows here as 2M falling by 1 "
+				 "and 4k rising by 512 for");
+			page_add(t, TOP_S_NORMAL, "  each 2M KVM maps small again; the allocations "
+				 "above do not move, since no");
+			page_add(t, TOP_S_NORMAL, "  page is allocated or freed: KVM's mapping "
+				 "changed, not guest_memfd's memory.");
+		}
 		page_add(t, TOP_S_HEADER, "%-6s %10s %10s %10s %10s %8s", "VCPU", "EXITS",
 			 "EXITS/s", "HALTS/s", "PF/s", "HALTED");
 		for (i = 0; i < v->nr_vcpus; i++) {
