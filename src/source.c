@@ -397,6 +397,21 @@ static void check_drops(struct source *s, bool force)
 	s->dropped_seen = total;
 }
 
+int source__parse_slab_active(const char *text, const char *cache, __u64 *active)
+{
+	size_t len = strlen(cache);
+	const char *p = text;
+	unsigned long long n;
+
+	for (; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, cache, len) && (p[len] == ' ' || p[len] == '\t') &&
+		    sscanf(p + len, "%llu", &n) == 1) {
+			*active = n;
+			return 0;
+		}
+	return -ENOENT;
+}
+
 int source__parse_directmap(const char *text, __u64 bytes[3])
 {
 	static const char *const keys[3] = { "DirectMap4k:", "DirectMap2M:", "DirectMap1G:" };

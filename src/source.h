@@ -73,4 +73,8 @@ __u64 source__now_ns(void);
 /* Parse DirectMap4k/2M/1G (kB) from a meminfo text into bytes; 0 on success. */
 int source__parse_directmap(const char *text, __u64 bytes[3]);
 
+/* A slab cache's active objects from a /proc/slabinfo text ("name active total ..."); 0, or
+ * -ENOENT when the cache is not listed (before 6.19 for kvm_gmem_inode_cache, or merged). */
+int source__parse_slab_active(const char *text, const char *cache, __u64 *active);
+
 #endif /* GMEM_SOURCE_H */

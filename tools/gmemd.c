@@ -9,6 +9,7 @@
 #include <argp.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <malloc.h>
 #include <poll.h>
@@ -320,17 +321,36 @@ static size_t process_stats(struct health *h, struct prom_stat *stats)
 	return n;
 }
 
+/* /proc/slabinfo's kvm_gmem_inode_cache (6.19+ kernels give guest_memfd inodes a cache). */
+static int gmem_inodes(__u64 *n)
+{
+	static char buf[1 << 18];
+	size_t len = 0;
+	ssize_t k;
+	int fd = open("/proc/slabinfo", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (len < sizeof(buf) - 1 && (k = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += k;
+	close(fd);
+	if (!len)
+		return -EIO;
+	buf[len] = 0;
+	return source__parse_slab_active(buf, "kvm_gmem_inode_cache", n);
+}
+
 static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 {
 	struct health *h = ctx;
 	struct source_stats st;
-	__u64 kfds, kerr;
+	__u64 kfds, kerr, inodes = 0;
 	size_t n = 0;
 	int kerrno;
 
 	source__stats(h->src, &st);
 	kvmstats__counts(h->kvm, &kfds, &kerr, &kerrno);
-	if (max < 11)
+	if (max < 12)
 		return 0;
 	n = process_stats(h, stats);
 	stats[n++] = (struct prom_stat){ "gmemscope_kvm_stats_reads_total",
@@ -345,6 +365,13 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 					 "program preempted or re-entered on a CPU); each is an event "
 					 "not seen, also counted in gmemscope_events_dropped_total.",
 					 PROM_STAT_COUNTER, false, st.missed, 0 };
+	if (gmem_inodes(&inodes) == 0)
+		stats[n++] = (struct prom_stat){ "gmemscope_kernel_gmem_inodes",
+						 "Live guest_memfd inodes as the kernel's "
+						 "kvm_gmem_inode_cache slab counts them (6.19+): a "
+						 "cross-check of gmem_files, host-wide; the slab "
+						 "counts objects in per-CPU slabs as active, so it may "
+						 "run above.", PROM_STAT_GAUGE, false, inodes, 0 };
 	stats[n++] = (struct prom_stat){ "gmemscope_scans_total",
 					 "Liveness/discovery scans of guest_memfd files run.",
 					 PROM_STAT_COUNTER, false, st.scans, 0 };

@@ -433,6 +433,7 @@ LAB_TESTS = [
     "tests/live/test_spine.py::test_records_reach_the_model_without_a_scan",
     "tests/live/test_spine.py::test_several_vms_one_exits_mid_run",
     "tests/live/test_spine.py::test_fentry_faults_prepare_and_invalidate_equal_the_truth",
+    "tests/live/test_spine.py::test_kernel_gmem_inodes_cross_check",
     "tests/live/test_gmemtrace.py::test_recording_replays_to_the_live_metrics",
     "tests/live/test_gmemtrace.py::test_in_process_recording_matches_ground_truth",
     "tests/live/test_exporter.py::test_promtool_accepts_a_live_scrape",

@@ -246,6 +246,24 @@ static void test_parse_directmap(void **state)
 	assert_int_equal(source__parse_directmap("MemTotal: 1 kB\n", b), -2 /* -ENOENT */);
 }
 
+static void test_parse_slab_active(void **state)
+{
+	const char *slabinfo =
+		"slabinfo - version: 2.1\n"
+		"# name            <active_objs> <num_objs> <objsize> <objperslab> ...\n"
+		"kvm_gmem_inode_cache_x  99    100    768   21    4 : tunables    0    0    0\n"
+		"kvm_gmem_inode_cache     6     21    768   21    4 : tunables    0    0    0\n"
+		"kvm_vcpu               2      2  10112    3    8 : tunables    0    0    0\n";
+	__u64 n = 0;
+
+	assert_int_equal(source__parse_slab_active(slabinfo, "kvm_gmem_inode_cache", &n), 0);
+	assert_int_equal(n, 6); /* not the longer name that starts the same */
+	assert_int_equal(source__parse_slab_active(slabinfo, "kvm_vcpu", &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(source__parse_slab_active(slabinfo, "kvm_mmu_page_header", &n),
+			 -2 /* -ENOENT */);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_optional_sets_need_one),
 		cmocka_unit_test(test_mark_failed),
 		cmocka_unit_test(test_parse_directmap),
+		cmocka_unit_test(test_parse_slab_active),
 	};
 
 	return cmocka_run_group_tests_name("probe", tests, NULL, NULL);
