@@ -63,6 +63,9 @@ TOOLS := $(patsubst tools/%.c,$(O)/bin/%,$(TOOL_SRCS))
 # src/ does (tools/gmem-load/gmem-load.h says which file holds what).
 GMEM_LOAD_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard tools/gmem-load/*.c))
 TOOLS += $(O)/bin/gmem-load
+# gmemtrace likewise: tools/gmemtrace/*.c, one file per verb (tools/gmemtrace/gmemtrace.h).
+GMEMTRACE_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard tools/gmemtrace/*.c))
+TOOLS += $(O)/bin/gmemtrace
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
@@ -143,6 +146,11 @@ $(O)/bin/%: $(O)/obj/tools/%.o $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 $(O)/bin/gmem-load: $(GMEM_LOAD_OBJS) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(O)/bin/gmemtrace: $(GMEMTRACE_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
