@@ -3,38 +3,21 @@
  * common.c - what several verbs share: sizes and times in words, signals, opening a recording, the
  * inode set and the VM filter.
  */
-#include <argp.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-#include "cli.h"
-#include "ctl.h"
-#include "export.h"
-#include "histo.h"
-#include "kvmstats.h"
-#include "loader.h"
-#include "model.h"
-#include "policy.h"
-#include "probe.h"
 #include "recording.h"
-#include "scenario.h"
-#include "server.h"
 #include "source.h"
-#include "strbuf.h"
-#include "whatif.h"
 
 #include "gmemtrace.h"
 
@@ -180,7 +163,6 @@ bool u64set_has(const struct u64set *s, __u64 k)
 	return false;
 }
 
-
 static void u64set_grow(struct u64set *s)
 {
 	struct u64set b = { .cap = s->cap ? s->cap * 2 : 64 };
@@ -229,7 +211,6 @@ void u64set_del(struct u64set *s, __u64 k)
 	free(s->slots);
 	*s = b;
 }
-
 
 static bool vm_in(const __u32 *vms, int n, __u32 vm)
 {

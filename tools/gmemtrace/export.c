@@ -4,36 +4,15 @@
  */
 #include <argp.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli.h"
-#include "ctl.h"
 #include "export.h"
-#include "histo.h"
-#include "kvmstats.h"
-#include "loader.h"
-#include "model.h"
-#include "policy.h"
-#include "probe.h"
 #include "recording.h"
-#include "scenario.h"
-#include "server.h"
-#include "source.h"
-#include "strbuf.h"
-#include "whatif.h"
 
 #include "gmemtrace.h"
 
