@@ -276,7 +276,7 @@ static void print_log2_hist(FILE *f, const struct histo *h)
 {
 	unsigned int i, lo = HISTO_SLOTS, hi = 0, width;
 	__u64 max = 0;
-	char stars[41];
+	char stars[41], label[48]; /* two 20-digit bounds and " -> " */
 
 	for (i = 0; i < HISTO_SLOTS; i++) {
 		if (!h->slots[i])
@@ -293,12 +293,12 @@ static void print_log2_hist(FILE *f, const struct histo *h)
 	fprintf(f, "    %*s%-*s : count    distribution\n", hi <= 32 ? 5 : 15, "",
 		hi <= 32 ? 19 : 29, "nsecs");
 	for (i = lo; i <= hi; i++) {
-		unsigned long long low = i ? 1ull << i : 0, high = (2ull << i) - 1;
 		unsigned int n = max ? (unsigned int)(h->slots[i] * 40 / max) : 0;
 
 		memset(stars, '*', n);
 		stars[n] = 0;
-		fprintf(f, "    %*llu -> %-*llu : %-8llu |%-40s|\n", width, low, width, high,
+		fprintf(f, "    %s : %-8llu |%-40s|\n",
+			histo__slot_label(i, width, label, sizeof(label)),
 			(unsigned long long)h->slots[i], stars);
 	}
 }
