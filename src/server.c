@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "ctl.h"
 #include "server.h"
+#include "vmname.h"
 #include "source.h"
 #include "strbuf.h"
 #include "kvmstats.h"
@@ -112,13 +113,40 @@ static void client_queue(struct client *c, const void *data, size_t len)
 	c->out_len += len;
 }
 
+static void broadcast(struct server *s, const struct gmem_event *e);
+
+/* A VM the model just met, named (gmemd reads the name then): subscribers get VM_NAME right
+ * after its first record, so a recording names it even if it is gone by the time a recorder
+ * could have looked. */
+static void name_new_vm(struct server *s, const struct gmem_event *e)
+{
+	const struct model_vm *vm = e->vm ? model__vm(s->model, e->vm) : NULL;
+	struct gmem_event parts[VMNAME_PARTS];
+	int n, i;
+
+	if (!vm || !vm->name[0])
+		return;
+	n = vmname__pack(vm->name, vm->pid, e->ts_ns, parts);
+	for (i = 0; i < n; i++)
+		broadcast(s, &parts[i]);
+}
+
 void server__apply(struct server *s, const struct gmem_event *e)
 {
-	int i;
+	size_t nvms = model__nr_vms(s->model);
 
 	model__apply(s->model, e);
 	if (s->ext.apply)
 		s->ext.apply(s->ext.ctx, e);
+	broadcast(s, e);
+	if (model__nr_vms(s->model) > nvms && s->nclients)
+		name_new_vm(s, e);
+}
+
+static void broadcast(struct server *s, const struct gmem_event *e)
+{
+	int i;
+
 	for (i = 0; i < s->nclients; i++) {
 		struct client *c = &s->clients[i];
 

@@ -169,9 +169,8 @@ MODEL_FAMILIES = ("gmem_", "gmemscope_events_total", "gmemscope_events_dropped_t
 
 
 def model_series(name):
-    # gmem_vm_info's name comes from /proc when gmemd meets a VM; recordings do not carry
-    # names yet, so a replay's is empty and is left out of the comparison
-    return name.startswith(MODEL_FAMILIES) and name != "gmem_vm_info"
+    # gmem_vm_info included: the recorder writes each VM's name (VM_NAME) as gmemd reads it
+    return name.startswith(MODEL_FAMILIES)
 
 
 # ---- LIVE: a recording replays to what gmemd said -------------------------------------------
@@ -469,6 +468,55 @@ def test_report_reads_a_rotated_set_as_one_recording(tmp):
     assert mixed.returncode == 1 and "not part of a rotated set" in mixed.stderr, mixed.stderr
     gap = gt("report", parts[0], parts[2])
     assert "parts 1 to 1 of the set are missing" in gap.stderr
+
+
+def test_recordings_carry_vm_names(tmp):
+    """LIVE: a recording names its VMs as gmemd does (the VMM's comm here: gmem-load run
+    through a link called db01-vmm), through gmemd and in-process; report, report -j,
+    replay's gmem_vm_info and Perfetto's process names show the name, not only the pid.
+    Names come from /proc when gmemd (or the in-process recorder) first reads one of the
+    VM's records, so the VM lingers a moment."""
+    require_live()
+    link = os.path.join(tmp, "db01-vmm")
+    os.symlink(os.path.join(BIN, "gmem-load"), link)
+    for how in ("gmemd", "in-process"):
+        out = os.path.join(tmp, f"{how}.gmtr")
+        d = Gmemd() if how == "gmemd" else None
+        rec = (Recorder(out, "-s", d.socket) if d else Recorder(out, "--in-process"))
+        try:
+            # a VM that lives a moment: one gone before its first record is read keeps
+            # no name (the probes do not carry one)
+            ld = Load("--vms", "1", "--user-touch", "4", "--no-vcpu", "--linger", "30",
+                      exe=link)
+            pid = ld.wait_phase("done")["vms"][0]["pid"]
+            time.sleep(0.5)
+            ld.resume()
+            ld.finish()
+            time.sleep(1.5)
+        finally:
+            assert rec.stop() == 0, rec.output()
+            if d:
+                assert d.stop() == 0
+        assert vm_of(report(out), pid)["name"] == "db01-vmm", how
+        assert f"VM {pid}  db01-vmm" in gt("report", out).stdout, how
+        cat = gt("cat", out, "--kind", "vm_name").stdout
+        assert f"vm {pid} " in cat and "name=db01-vmm" in cat, cat
+        trace = os.path.join(tmp, f"{how}.json")
+        gt("export", out, "--format", "perfetto", "-o", trace)
+        with open(trace) as f:
+            doc = json.load(f)
+        events = doc["traceEvents"] if isinstance(doc, dict) else doc
+        names = [e["args"]["name"] for e in events
+                 if e.get("name") == "process_name" and e.get("pid") == pid]
+        assert names and names[-1] == f"db01-vmm (VM {pid})", names
+        r = Replay(out, "--max")
+        try:
+            m = r.finished()
+            info = [dict(ls).get("name") for (n, ls) in m.samples
+                    if n == "gmem_vm_info" and dict(ls).get("vm") == str(pid)]
+            assert info == ["db01-vmm"], (how, info)
+        finally:
+            assert r.stop() == 0
 
 
 def test_features_is_gmemd_probe():

@@ -26,6 +26,7 @@
 #include "strbuf.h"
 
 #include "gmemtrace.h"
+#include "vmname.h"
 
 #define DEFAULT_OUTPUT "gmemtrace.gmtr"
 
@@ -233,6 +234,8 @@ struct recorder {
 	__u64 preamble;             /* records this file opened with (carried over) */
 	struct gmem_event *descs;   /* the latest KVM_STAT_DESC of each id and part, carried over */
 	size_t ndescs;
+	struct u64set named;        /* VMs whose name was looked up (VM_NAME written if known) */
+	bool names_from_gmemd;      /* subscribed: gmemd sends VM_NAME as it meets a VM */
 	__u32 *kpids;               /* in-process: the VMs whose KVM stats to read */
 	size_t nkpids, cap_kpids;
 	int err;
@@ -291,6 +294,31 @@ static void rec_track_vm(struct recorder *r, const struct gmem_event *e)
 	r->kpids[r->nkpids++] = e->vm;
 }
 
+static void rec_add(struct recorder *r, const struct gmem_event *e);
+
+/*
+ * A VM's name, read from /proc the first time one of its records is written, goes in the file
+ * right after that record (VM_NAME), so report, replay and Perfetto show "db01", not a pid. A
+ * VM gone before its first record was read keeps none.
+ */
+static void rec_name_vm(struct recorder *r, const struct gmem_event *e)
+{
+	struct gmem_event parts[VMNAME_PARTS];
+	char name[VMNAME_LEN];
+	int n, i;
+
+	if (r->names_from_gmemd || !e->vm || e->kind == GMEM_EV_VM_NAME ||
+	    e->kind == GMEM_EV_LOST || u64set_has(&r->named, e->vm))
+		return;
+	u64set_add(&r->named, e->vm);
+	vmname__read(NULL, e->vm, name, sizeof(name));
+	if (!name[0])
+		return;
+	n = vmname__pack(name, e->vm, e->ts_ns, parts);
+	for (i = 0; i < n; i++)
+		rec_add(r, &parts[i]);
+}
+
 static void rec_add(struct recorder *r, const struct gmem_event *e)
 {
 	int err;
@@ -329,6 +357,7 @@ static void rec_add(struct recorder *r, const struct gmem_event *e)
 	}
 	r->events++;
 	r->total_events++;
+	rec_name_vm(r, e);
 }
 
 static void rec_source_cb(void *ctx, const struct gmem_event *e)
@@ -380,6 +409,23 @@ static int keep_previous(void)
 	}
 	if (!rec_env.quiet)
 		fprintf(stderr, "gmemtrace: kept the existing %s as %s\n", path, old);
+	return 0;
+}
+
+/* The next file names the VMs the last one named. */
+static int carry_name_cb(const struct model_vm *vm, void *ctx)
+{
+	struct gmem_event parts[VMNAME_PARTS];
+	struct recorder *r = ctx;
+	int n, i;
+
+	if (!vm->name[0])
+		return 0;
+	n = vmname__pack(vm->name, vm->pid, now_ns(), parts);
+	for (i = 0; i < n; i++) {
+		recording_writer__add(r->w, &parts[i]);
+		r->events++;
+	}
 	return 0;
 }
 
@@ -456,6 +502,7 @@ static int rec_open_file(struct recorder *r, const char *previous, json_t *pream
 			recording_writer__add(r->w, &d);
 			r->events++;
 		}
+		model__for_each_vm(r->carry, carry_name_cb, r);
 		r->preamble = r->events;
 	}
 	return 0;
@@ -614,6 +661,8 @@ static void gmemd_preamble(struct recorder *r, const json_t *snap)
 	}
 	vms = json_object_get(model, "vms");
 	json_array_foreach(vms, i, vm) {
+		const char *name = json_string_value(json_object_get(vm, "name"));
+
 		files = json_object_get(vm, "file_list");
 		json_array_foreach(files, j, f) {
 			struct gmem_event e = {
@@ -628,6 +677,15 @@ static void gmemd_preamble(struct recorder *r, const json_t *snap)
 			};
 
 			rec_add(r, &e);
+		}
+		/* the name gmemd read when it met the VM, after its files as for a new VM */
+		if (name && *name) {
+			struct gmem_event parts[VMNAME_PARTS];
+			int n = vmname__pack(name, json_integer_value(json_object_get(vm, "vm")),
+					     ts, parts), k;
+
+			for (k = 0; k < n; k++)
+				rec_add(r, &parts[k]);
 		}
 	}
 }
@@ -691,6 +749,7 @@ static int gmemd_handshake(struct recorder *r, struct conn *c, json_t *meta)
 						      "direct_map")));
 	json_object_set_new(meta, "source", src);
 	before = r->npending;
+	r->names_from_gmemd = true;
 	gmemd_preamble(r, snap);
 	json_object_set_new(meta, "preamble",
 			    json_pack("{s:s, s:I}", "what",
@@ -977,6 +1036,7 @@ cleanup:
 	free(c.buf);
 	free(r.pending);
 	free(r.inos.slots);
+	free(r.named.slots);
 	free(r.descs);
 	free(r.kpids);
 	kvmstats__free(kvm);

@@ -370,8 +370,9 @@ static int report_vm_cb(const struct model_vm *vm, void *ctx)
 	unsigned int d, i;
 	char title[96], b1[24];
 
-	fprintf(f, "\nVM %u%s   events %llu\n", vm->pid, vm->gone ? " (exited)" : "",
-		(unsigned long long)vm->events);
+	/* the name the recording carries (VM_NAME), as gmemd and gmemtop show it */
+	fprintf(f, "\nVM %u%s%s%s   events %llu\n", vm->pid, vm->name[0] ? "  " : "", vm->name,
+		vm->gone ? " (exited)" : "", (unsigned long long)vm->events);
 	snprintf(b1, sizeof(b1), " (create failed %llu)",
 		 (unsigned long long)vm->files_create_failed);
 	fprintf(f, "  %-20s created %llu, released %llu, discovered %llu, live %llu%s\n", "files",
