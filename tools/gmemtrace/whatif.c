@@ -111,19 +111,17 @@ static error_t whatif_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
-/* whatif__run() pulls one record at a time; a recording hands out whole chunks. */
-struct whatif_src {
-	struct recording *r;
-	const struct gmem_event *recs;
-	size_t n, i;
-	int status;   /* recording__next()'s last: < 0 is a damaged file, reported after */
-	__u32 vm;     /* --vm: keep its records and its files' (releases found by a scan have vm 0) */
+/* --vm: keep its records and its files' (releases found by a scan have vm 0). The records come
+ * through whatif__next_recording, which gmem-policy whatif uses too. */
+struct whatif_filter {
+	__u32 vm;
 	__u64 inos[256];
 	unsigned int ninos;
 };
 
-static bool whatif_keep(struct whatif_src *s, const struct gmem_event *e)
+static bool whatif_keep(void *ctx, const struct gmem_event *e)
 {
+	struct whatif_filter *s = ctx;
 	unsigned int k;
 
 	if (!s->vm || e->kind == GMEM_EV_KVM_STAT_DESC)
@@ -140,33 +138,14 @@ static bool whatif_keep(struct whatif_src *s, const struct gmem_event *e)
 	return false;
 }
 
-static int whatif_next(void *ctx, struct gmem_event *ev)
-{
-	struct whatif_src *s = ctx;
-
-	for (;;) {
-		while (s->i < s->n) {
-			const struct gmem_event *e = &s->recs[s->i++];
-
-			if (whatif_keep(s, e)) {
-				*ev = *e;
-				return 1;
-			}
-		}
-		s->status = recording__next(s->r, &s->recs, &s->n);
-		s->i = 0;
-		if (s->status <= 0)
-			return 0;
-	}
-}
-
 int do_whatif(int argc, char **argv)
 {
 	static const struct argp argp = { whatif_opts, whatif_parse, NULL, whatif_doc, cli__std_children, NULL, NULL };
 	struct policy *pols[WHATIF_MAX_POLICIES] = {};
 	struct policy_opts po = {};
 	struct whatif_opts wo = {};
-	struct whatif_src src = {};
+	struct whatif_filter filter = {};
+	struct whatif_rec src = { .keep = whatif_keep, .kctx = &filter };
 	struct whatif_result res;
 	char err[1024];
 	int i, e, ret = 1;
@@ -184,12 +163,12 @@ int do_whatif(int argc, char **argv)
 	src.r = open_recording(whatif_env.file);
 	if (!src.r)
 		goto cleanup;
-	src.vm = whatif_env.vm;
+	filter.vm = whatif_env.vm;
 	wo.max_order = whatif_env.max_order;
 	wo.window_ns = whatif_env.window_ms * 1000000ull;
 	wo.sample_ns = whatif_env.sample_ms * 1000000ull;
 	wo.no_direct_map = whatif_env.no_direct_map;
-	e = whatif__run(&wo, whatif_next, &src, pols, whatif_env.npolicies, &res);
+	e = whatif__run(&wo, whatif__next_recording, &src, pols, whatif_env.npolicies, &res);
 	if (e) {
 		fprintf(stderr, "gmemtrace: what-if on %s: %s\n", whatif_env.file, strerror(-e));
 		goto cleanup;
