@@ -363,7 +363,7 @@ static void vm__touch(struct vm_state *vm, const struct gmem_event *ev)
 /* Record kinds emitted only in the VMM's own KVM ioctls (KVM_CREATE_GUEST_MEMFD, binding a
  * memslot, memory attributes, KVM_RUN). Not UNBIND: the fentry tier also sees a VM's teardown
  * unbind its memslots, which can run from a workqueue. */
-static bool kind_proves_vmm(__u32 kind)
+bool model__kind_proves_vmm(__u32 kind)
 {
 	switch (kind) {
 	case GMEM_EV_FILE_CREATE:
@@ -998,7 +998,7 @@ int model__apply(struct model *m, const struct gmem_event *ev)
 		if (ev->vm && ev->sub && ev->sub < GMEM_EV_KIND_MAX) {
 			struct vm_state *vm = u64map__get(&m->vms, ev->vm);
 
-			if (!vm && kind_proves_vmm(ev->sub))
+			if (!vm && model__kind_proves_vmm(ev->sub))
 				model__vm_get(m, ev, ev->vm, false, &vm);
 			if (vm)
 				vm->pub.dropped[ev->sub] += ev->a;

@@ -203,6 +203,9 @@ void model__free(struct model *m);
  * still counted, and in anomalies.nomem). Unknown kinds are counted and ignored.
  */
 int model__apply(struct model *m, const struct gmem_event *ev);
+/* Kinds only a VMM's own KVM calls emit (creating a file, binding a memslot, memory
+ * attributes, KVM_RUN): a process with one is a VMM even if all else it did was lost. */
+bool model__kind_proves_vmm(__u32 kind);
 
 /* Retires gone VMs that have lingered retire_after_ns and hold no live file; returns how many. */
 unsigned int model__tick(struct model *m, __u64 now_ns);

@@ -26,6 +26,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "model.h"
 #include "procscan.h"
 #include "source.h"
 
@@ -159,21 +160,14 @@ static void emit_synth(struct source *s, struct gmem_event *e)
 	s->cb(s->ctx, e);
 }
 
-/* Kinds only a VMM's own KVM calls emit (as the model's kind_proves_vmm; a scan's discovery is
- * noted in source__scan). */
+/* A record that proves its process is a VMM: a kind only a VMM's own KVM calls emit (the
+ * model's rule), and for FILE_CREATE one that succeeded. A scan's discovery is noted in
+ * source__scan. */
 static bool proves_vmm(const struct gmem_event *e)
 {
-	switch (e->kind) {
-	case GMEM_EV_FILE_CREATE:
+	if (e->kind == GMEM_EV_FILE_CREATE)
 		return e->result >= 0;
-	case GMEM_EV_BIND:
-	case GMEM_EV_CONV_REQUEST:
-	case GMEM_EV_CONV_ATTR:
-	case GMEM_EV_VCPU_RESUME:
-		return true;
-	default:
-		return false;
-	}
+	return model__kind_proves_vmm(e->kind);
 }
 
 static void schedule(__u64 *slot, __u64 when)
