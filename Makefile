@@ -224,7 +224,7 @@ bench: all
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -D_GNU_SOURCE -Iinclude -Isrc \
 	$(shell pkg-config --cflags jansson zlib 2>/dev/null)
-FUZZ_LIB_SRCS := src/recording.c src/model.c src/histo.c src/export.c src/strbuf.c src/kvmstats.c \
+FUZZ_LIB_SRCS := src/recording.c src/model.c src/u64map.c src/histo.c src/export.c src/strbuf.c src/kvmstats.c \
 	src/vmname.c
 FUZZERS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 
