@@ -18,7 +18,9 @@
  * Per-syscall tracepoints fire only for their syscall (raw_syscalls would fire for all); each
  * program bails out after one compare or one hash lookup when the call is not ours.
  * Cost: one 64-byte ring buffer record per guest_memfd folio event, per KVM ioctl of interest
- * and per conversion step; nothing per guest exit except one LRU-hash update per KVM_RUN.
+ * and per conversion step; nothing per guest exit except one LRU-hash update per KVM_RUN. While
+ * gmem_count_pages is set, a folio event is an atomic add to its file's per-CPU counters instead
+ * of a record.
  */
 #include "gmem_calls.bpf.h"
 
@@ -36,6 +38,24 @@ static __always_inline bool skip_kind(__u32 kind)
 {
 	return tp_skip_kinds & (1u << kind);
 }
+
+/*
+ * Set by gmemd (.bss) while nobody records or subscribes and no policy runs: a folio's alloc or
+ * free then adds to its file's counters in page_counts instead of reserving a record, and user
+ * space reads the counters on a timer. Each event goes to exactly one of the two, so the totals
+ * stay exact across a flip in either direction.
+ */
+__u32 gmem_count_pages;
+
+/* Allocated on demand (a host with many CPUs pays for the files it has, not for the bound);
+ * when it is full or an allocation fails, the event goes to the ring as a record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct gmem_page_count);
+} page_counts SEC(".maps");
 
 /* uapi layouts read from the ioctl argument */
 struct gmem_uapi_create {
@@ -276,6 +296,44 @@ static __always_inline __u32 alloc_source(struct call_ctx *c)
 }
 
 /*
+ * Count one folio event on its file instead of sending a record; false when the file has no
+ * entry and none can be made (the caller then sends the record). The adds are atomic: on a
+ * preemptible kernel another run of this program can interrupt us on the same CPU.
+ */
+static __always_inline bool count_folio(struct inode *host, __u64 ino, bool add, __u64 pages,
+					struct call_ctx *c)
+{
+	struct gmem_page_count *pc = bpf_map_lookup_elem(&page_counts, &ino);
+	struct gmem_counters *k;
+	__u32 src;
+
+	if (!pc) {
+		struct gmem_page_count zero = {};
+
+		bpf_map_update_elem(&page_counts, &ino, &zero, BPF_NOEXIST);
+		pc = bpf_map_lookup_elem(&page_counts, &ino);
+		if (!pc)
+			return false;
+	}
+	if (!pc->vm)
+		pc->vm = gmem_inode_vm(host, ino);
+	if (add) {
+		src = alloc_source(c);
+		if (src >= GMEM_SRC_MAX)
+			src = GMEM_SRC_OTHER;
+		__sync_fetch_and_add(&pc->alloc_pages[src], pages);
+		__sync_fetch_and_add(&pc->alloc_events, 1);
+	} else {
+		__sync_fetch_and_add(&pc->free_pages, pages);
+		__sync_fetch_and_add(&pc->free_events, 1);
+	}
+	k = gmem_counters_this_cpu();
+	if (k)
+		__sync_fetch_and_add(&k->counted[add ? GMEM_EV_PAGE_ALLOC : GMEM_EV_PAGE_FREE], 1);
+	return true;
+}
+
+/*
  * The hottest path: every page-cache folio on the host passes here. tp_btf hands us a trusted
  * folio, so plain loads (inlined, fault-safe) replace bpf_probe_read_kernel() calls; a folio
  * that is not gmem or secretmem costs three loads and a compare.
@@ -329,6 +387,8 @@ static __always_inline int folio_event(struct folio *folio, bool add)
 		c->fold_pages += 1ull << order;
 		return 0;
 	}
+	if (gmem_count_pages && count_folio(host, ino, add, 1ull << order, c))
+		return 0;
 	e = gmem_reserve(add ? GMEM_EV_PAGE_ALLOC : GMEM_EV_PAGE_FREE);
 	if (!e)
 		return 0;

@@ -142,6 +142,12 @@ enum gmem_tdx_op {
 #define GMEM_EVF_LATE     (1u << 5)
 /* KVM_STAT_DESC: the stat is in the recorder's /metrics set (gmemd --kvm-stats). */
 #define GMEM_EVF_EXPORTED (1u << 6)
+/*
+ * PAGE_ALLOC / PAGE_FREE made by user space from the probes' per-file counters (gmemd while
+ * nobody records or subscribes, see source.h): b pages in c events, since the last such record
+ * for the file; a (the index) means nothing. PAGE_ALLOC: sub is the source, as usual.
+ */
+#define GMEM_EVF_COUNTED  (1u << 7)
 
 /* The key of the drops map: the process running when a record found the ring full. */
 struct gmem_drop_key {
@@ -173,6 +179,21 @@ struct gmem_event {
 struct gmem_counters {
 	__u64 emitted[GMEM_EV_KIND_MAX];
 	__u64 dropped[GMEM_EV_KIND_MAX];
+	__u64 counted[GMEM_EV_KIND_MAX]; /* events added to page_counts instead of a record */
+};
+
+/*
+ * The value of the page_counts map (per CPU, by inode): the page allocs and frees the probes
+ * counted on one guest_memfd file instead of sending a record each. Totals since the entry was
+ * made; user space turns their increase into GMEM_EVF_COUNTED records.
+ */
+struct gmem_page_count {
+	__u64 alloc_pages[GMEM_SRC_MAX];
+	__u64 alloc_events;
+	__u64 free_pages;
+	__u64 free_events;
+	__u32 vm; /* as a record of the file would name it; 0 on a CPU that has not counted */
+	__u32 pad;
 };
 
 /* What the liveness/discovery iterators report for each guest_memfd file reference. */

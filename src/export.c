@@ -81,6 +81,7 @@ static const struct {
 	{ GMEM_EVF_INFILE, "infile" },
 	{ GMEM_EVF_LATE, "late" },
 	{ GMEM_EVF_EXPORTED, "exported" },
+	{ GMEM_EVF_COUNTED, "counted" },
 };
 
 #define NFLAGS (sizeof(flag_names) / sizeof(flag_names[0]))

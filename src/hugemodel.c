@@ -1069,6 +1069,10 @@ int hugemodel__apply(struct hugemodel *m, const struct gmem_event *ev)
 	struct hm_file *f;
 	int err = 0;
 
+	/* a file's counted totals name no page: nothing to place (gmemd counts only while no
+	 * policy runs, so a policy meets these only around a switch) */
+	if (ev->flags & GMEM_EVF_COUNTED)
+		return 0;
 	advance(m, ev->ts_ns);
 	m->seq++;
 	m->ncand = 0;

@@ -786,6 +786,7 @@ int loader__read_counters(const struct loader *l, struct gmem_counters *sum)
 		for (k = 0; k < GMEM_EV_KIND_MAX; k++) {
 			sum->emitted[k] += per[i].emitted[k];
 			sum->dropped[k] += per[i].dropped[k];
+			sum->counted[k] += per[i].counted[k];
 		}
 	free(per);
 	return 0;
@@ -882,6 +883,113 @@ int loader__forget_ino(struct loader *l, __u64 ino)
 	if (!l->tp)
 		return -ENOENT;
 	return bpf_map_delete_elem(bpf_map__fd(l->tp->maps.ino_vm), &ino) ? -errno : 0;
+}
+
+int loader__count_pages(struct loader *l, bool on)
+{
+	if (!l->tp || !l->tp->bss)
+		return -ENOENT;
+	__atomic_store_n(&l->tp->bss->gmem_count_pages, on ? 1 : 0, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+/* One file's per-CPU counters, summed; vm is the first CPU's that names one. */
+static void sum_page_count(const struct gmem_page_count *per, int ncpus,
+			   struct gmem_page_count *sum)
+{
+	int i, k;
+
+	memset(sum, 0, sizeof(*sum));
+	for (i = 0; i < ncpus; i++) {
+		for (k = 0; k < GMEM_SRC_MAX; k++)
+			sum->alloc_pages[k] += per[i].alloc_pages[k];
+		sum->alloc_events += per[i].alloc_events;
+		sum->free_pages += per[i].free_pages;
+		sum->free_events += per[i].free_events;
+		if (!sum->vm)
+			sum->vm = per[i].vm;
+	}
+}
+
+int loader__read_page_count(const struct loader *l, __u64 ino, struct gmem_page_count *sum)
+{
+	struct gmem_page_count *per;
+	int e = 0;
+
+	if (!l->tp)
+		return -ENOENT;
+	per = calloc(l->ncpus, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(l->tp->maps.page_counts), &ino, per))
+		e = -errno;
+	else
+		sum_page_count(per, l->ncpus, sum);
+	free(per);
+	return e;
+}
+
+/* Keys and per-CPU values a batch lookup asks for at once; a hash bucket with more entries
+ * than that makes the kernel say ENOSPC, and the batch is then retried larger. */
+#define PAGE_COUNT_BATCH 256
+
+int loader__read_page_counts(const struct loader *l, loader_page_count_cb cb, void *ctx)
+{
+	size_t batch = PAGE_COUNT_BATCH;
+	struct gmem_page_count *per = NULL, sum;
+	__u64 *keys = NULL, in = 0, out = 0;
+	bool first = true;
+	int fd, e = 0;
+
+	if (!l->tp)
+		return -ENOENT;
+	fd = bpf_map__fd(l->tp->maps.page_counts);
+	for (;;) {
+		__u32 n = batch, i;
+
+		if (!keys) {
+			keys = calloc(batch, sizeof(*keys));
+			per = calloc(batch * l->ncpus, sizeof(*per));
+			if (!keys || !per) {
+				e = -ENOMEM;
+				break;
+			}
+		}
+		e = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, per, &n, NULL);
+		if (e && errno == ENOSPC && batch < 65536) {
+			/* a bucket larger than the batch: again, larger, from the same place */
+			free(keys);
+			free(per);
+			keys = NULL;
+			per = NULL;
+			batch *= 4;
+			continue;
+		}
+		if (e && errno != ENOENT) {
+			e = -errno;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			sum_page_count(per + (size_t)i * l->ncpus, l->ncpus, &sum);
+			cb(ctx, keys[i], &sum);
+		}
+		if (e) { /* ENOENT: that was the last of them */
+			e = 0;
+			break;
+		}
+		in = out;
+		first = false;
+	}
+	free(keys);
+	free(per);
+	return e;
+}
+
+int loader__forget_page_count(struct loader *l, __u64 ino)
+{
+	if (!l->tp)
+		return -ENOENT;
+	return bpf_map_delete_elem(bpf_map__fd(l->tp->maps.page_counts), &ino) ? -errno : 0;
 }
 
 int loader__map_entries(const struct loader *l, const char *name)

@@ -44,7 +44,20 @@ void loader__use_procfs_scan(struct loader *l, const char *why);
 /* Tell the probes that tgid is the VMM of vm (for VMs discovered by a scan). */
 /* A released file's inode leaves the ino -> vm map (once its folios are gone). */
 int loader__forget_ino(struct loader *l, __u64 ino);
-/* Entries in one of the shared maps ("ino_vm", "vmm_tgids", "calls", "drops"), or -errno. */
+/*
+ * Per-file page counting in the kernel instead of a record per folio (see source.h): on or off.
+ * 0, or -ENOENT when the probes cannot (no tracepoint object).
+ */
+int loader__count_pages(struct loader *l, bool on);
+/* One file's counters summed over CPUs; -ENOENT when the map has no entry for it. */
+int loader__read_page_count(const struct loader *l, __u64 ino, struct gmem_page_count *sum);
+/* Every file the page_counts map holds, summed over CPUs. */
+typedef void (*loader_page_count_cb)(void *ctx, __u64 ino, const struct gmem_page_count *sum);
+int loader__read_page_counts(const struct loader *l, loader_page_count_cb cb, void *ctx);
+/* A released file's counters leave the map (after their last read). */
+int loader__forget_page_count(struct loader *l, __u64 ino);
+/* Entries in one of the shared maps ("ino_vm", "vmm_tgids", "calls", "drops", "page_counts"),
+ * or -errno. */
 int loader__map_entries(const struct loader *l, const char *name);
 /* Drop VMM processes that no longer exist from vmm_tgids; how many went. */
 int loader__sweep_vmms(struct loader *l);

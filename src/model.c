@@ -223,10 +223,20 @@ void model__free(struct model *m)
 
 /* ---- VMs ---- */
 
+/* The events a record stands for: one, or for a record made from the kernel's counters the
+ * number it carries (GMEM_EVF_COUNTED). */
+static __u64 ev_weight(const struct gmem_event *ev)
+{
+	if ((ev->flags & GMEM_EVF_COUNTED) &&
+	    (ev->kind == GMEM_EV_PAGE_ALLOC || ev->kind == GMEM_EV_PAGE_FREE))
+		return ev->c;
+	return 1;
+}
+
 /* One more record counted on vm. */
 static void vm__touch(struct vm_state *vm, const struct gmem_event *ev)
 {
-	vm->pub.events++;
+	vm->pub.events += ev_weight(ev);
 	if (ev->ts_ns > vm->pub.last_ts_ns)
 		vm->pub.last_ts_ns = ev->ts_ns;
 }
@@ -855,7 +865,7 @@ int model__apply(struct model *m, const struct gmem_event *ev)
 		t->unknown_kinds++;
 		return 0;
 	}
-	t->by_kind[ev->kind]++;
+	t->by_kind[ev->kind] += ev_weight(ev);
 	if (ev->ts_ns > t->last_ts_ns)
 		t->last_ts_ns = ev->ts_ns;
 	if (ev->kind == GMEM_EV_LOST) {
@@ -879,7 +889,7 @@ int model__apply(struct model *m, const struct gmem_event *ev)
 	/* a VM's name is about the recording, not an event: gmemd's count never sees them, and
 	 * a replay's must equal it */
 	if (ev->kind != GMEM_EV_VM_NAME)
-		t->events++;
+		t->events += ev_weight(ev);
 
 	switch (ev->kind) {
 	case GMEM_EV_FILE_CREATE:

@@ -306,8 +306,10 @@ static const char *const kind_fields[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_FILE_DISCOVER] = "ino, a=size, b=populated pages, c=flags",
 	[GMEM_EV_BIND] = "ino, a=gpa, b=size bytes, c=offset, sub=slot, result",
 	[GMEM_EV_UNBIND] = "sub=slot, result",
-	[GMEM_EV_PAGE_ALLOC] = "ino, a=index, b=pages, order, sub=source; flags RANGE: c=end index",
-	[GMEM_EV_PAGE_FREE] = "ino, a=index, b=pages, order; flags RANGE: c=end index",
+	[GMEM_EV_PAGE_ALLOC] = "ino, a=index, b=pages, order, sub=source; flags RANGE: c=end index; "
+			       "flags COUNTED: b pages in c events, no index",
+	[GMEM_EV_PAGE_FREE] = "ino, a=index, b=pages, order; flags RANGE: c=end index; flags "
+			      "COUNTED: b pages in c events, no index",
 	[GMEM_EV_PUNCH_HOLE] = "ino, a=offset, b=len bytes, result; flags INFILE: c=bytes of the "
 			       "range below the file's size (what it invalidated)",
 	[GMEM_EV_FALLOCATE] = "ino, a=offset, b=len bytes, result",

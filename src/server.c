@@ -600,20 +600,25 @@ static json_t *server_json(struct server *s)
 		json_object_set_new(o, "synthesized", json_integer(st.synthesized));
 		json_object_set_new(o, "dropped", json_integer(st.dropped));
 		json_object_set_new(o, "scans", json_integer(st.scans));
+		json_object_set_new(o, "kernel_counting", json_boolean(st.counting));
+		json_object_set_new(o, "counted_events", json_integer(st.counted_events));
 		if (!source__kernel_counters(s->src, &kc)) {
 			json_t *k = json_object();
 
 			for (int i = 1; i < GMEM_EV_KIND_MAX; i++)
-				if (kc.emitted[i] || kc.dropped[i])
+				if (kc.emitted[i] || kc.dropped[i] || kc.counted[i])
 					json_object_set_new(k, model__kind_name(i),
-							    json_pack("{s:I, s:I}", "emitted",
+							    json_pack("{s:I, s:I, s:I}", "emitted",
 								      (json_int_t)kc.emitted[i],
 								      "dropped",
-								      (json_int_t)kc.dropped[i]));
+								      (json_int_t)kc.dropped[i],
+								      "counted",
+								      (json_int_t)kc.counted[i]));
 			json_object_set_new(o, "kernel_records", k);
 		}
 		{
-			static const char *const maps[] = { "ino_vm", "vmm_tgids", "calls", "drops" };
+			static const char *const maps[] = { "ino_vm", "vmm_tgids", "calls", "drops",
+							    "page_counts" };
 			json_t *k = json_object();
 
 			for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
@@ -679,6 +684,10 @@ static void handle_request(struct server *s, struct client *c, const char *line)
 						"no live source (serving a recording)"));
 		}
 	} else if (!strcmp(cmd, "subscribe")) {
+		/* every folio as a record from here on; what the kernel counted while nobody
+		 * listened reaches the model first, not this subscriber */
+		if (s->src)
+			source__set_records(s->src, true);
 		reply_json(c, json_pack("{s:b, s:s, s:i, s:i}", "ok", 1, "stream", "gmem_event",
 					"record_size", (int)sizeof(struct gmem_event), "abi",
 					GMEM_ABI_VERSION));
@@ -976,6 +985,15 @@ void server__unlock(struct server *s)
 void server__set_probe(struct server *s, const struct probe_table *t)
 {
 	s->probe = t;
+}
+
+int server__subscribers(const struct server *s)
+{
+	int i, n = 0;
+
+	for (i = 0; i < s->nclients; i++)
+		n += s->clients[i].subscribed;
+	return n;
 }
 
 void server__set_source(struct server *s, struct source *src)

@@ -89,6 +89,9 @@ void server__set_kvmstats(struct server *s, struct kvmstats *k);
 void server__set_extra(struct server *s, server_extra_fn fn, void *ctx);
 struct model *server__model(struct server *s);
 
+/* Clients subscribed to the event stream now. */
+int server__subscribers(const struct server *s);
+
 /* The control socket's fds for the caller's poll loop: fills at most max, returns count. */
 int server__pollfds(struct server *s, struct pollfd *pfd, int max);
 /* Handle what poll() reported for the fds server__pollfds() gave (same order). Lock held. */

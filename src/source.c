@@ -29,11 +29,14 @@
 #include "model.h"
 #include "procscan.h"
 #include "source.h"
+#include "u64map.h"
 
 #define NS_PER_MS 1000000ull
 #define CLOSE_SCAN_DELAY_NS (30 * NS_PER_MS)
 #define EXIT_SCAN_DELAY_NS (100 * NS_PER_MS)
 #define EXIT_SCAN_AGAIN_NS (1000 * NS_PER_MS)
+/* How often the probes' per-file page counters become records while the kernel counts. */
+#define COUNT_FLUSH_NS (250 * NS_PER_MS)
 
 /* A small open-addressing set of live inode numbers (0 is never an inode number). */
 struct inoset {
@@ -66,6 +69,12 @@ struct source {
 	size_t nforget, cap_forget;
 	struct drop_seen *drops; /* per (process, kind), as the drops map said last */
 	size_t ndrops, cap_drops;
+	/* ino -> struct gmem_page_count: each file's kernel counters as the last flush saw them */
+	struct u64map counted;
+	bool counting;        /* the probes count page events instead of sending records */
+	bool counted_ever;    /* they have, so flushes and forgets have work to do */
+	__u64 counted_seen;   /* the probes' counted[] total at the last flush */
+	__u64 next_flush_ns;
 	struct source_stats st;
 };
 
@@ -197,14 +206,145 @@ static void forget_later(struct source *s, __u64 ino)
 	s->forget[s->nforget++] = (struct forget){ ino, source__now_ns() + FORGET_AFTER_NS };
 }
 
+/* ---- page events the kernel counted ----------------------------------------------------- */
+
+static void emit_counted(struct source *s, __u64 ino, __u32 vm, __u32 kind, __u32 sub,
+			 __u64 pages, __u64 events)
+{
+	struct gmem_event e = { .kind = kind, .ino = ino, .vm = vm, .sub = sub, .b = pages,
+				.c = events, .flags = GMEM_EVF_COUNTED };
+
+	s->st.counted_records++;
+	s->st.counted_events += events;
+	emit_synth(s, &e);
+}
+
+/*
+ * What a file's counters gained since the last look, as records: one PAGE_ALLOC per source
+ * that gained pages (the events on the first of them), then one PAGE_FREE. Allocs go first:
+ * whatever order the events had, the file's population never dips below zero on the way. Read
+ * between a program's two adds, pages can arrive one flush before their event: an event with
+ * no new pages still gets a record (b 0), so the counts of events stay exact.
+ */
+static void counts_cb(void *ctx, __u64 ino, const struct gmem_page_count *now)
+{
+	struct source *s = ctx;
+	struct gmem_page_count *was = u64map__get(&s->counted, ino), zero = {};
+	__u64 events;
+	bool sent = false;
+	int k;
+
+	if (!was) {
+		was = calloc(1, sizeof(*was));
+		if (!was || u64map__put(&s->counted, ino, was)) {
+			free(was);
+			return; /* read again, whole, at the next flush */
+		}
+	}
+	/* fewer than before: the entry was made anew (forgotten, then counted again) */
+	if (now->alloc_events < was->alloc_events || now->free_events < was->free_events)
+		*was = zero;
+	events = now->alloc_events - was->alloc_events;
+	for (k = 0; k < GMEM_SRC_MAX; k++) {
+		__u64 pages = now->alloc_pages[k] - was->alloc_pages[k];
+
+		if (!pages)
+			continue;
+		emit_counted(s, ino, now->vm, GMEM_EV_PAGE_ALLOC, k, pages, sent ? 0 : events);
+		sent = true;
+	}
+	if (!sent && events)
+		emit_counted(s, ino, now->vm, GMEM_EV_PAGE_ALLOC, GMEM_SRC_OTHER, 0, events);
+	if (now->free_pages != was->free_pages || now->free_events != was->free_events)
+		emit_counted(s, ino, now->vm, GMEM_EV_PAGE_FREE, 0,
+			     now->free_pages - was->free_pages,
+			     now->free_events - was->free_events);
+	*was = *now;
+}
+
+static __u64 counted_total(struct source *s)
+{
+	struct gmem_counters c;
+	__u64 total = 0;
+	int k;
+
+	if (loader__read_counters(s->loader, &c))
+		return s->counted_seen;
+	for (k = 0; k < GMEM_EV_KIND_MAX; k++)
+		total += c.counted[k];
+	return total;
+}
+
+/* Every file's counters into records, if the probes counted anything since the last time. The
+ * probes bump counted[] after a file's counters, so a total read first never runs ahead of the
+ * map read after it: what it misses, the next flush sees. */
+static void flush_counts(struct source *s)
+{
+	__u64 total;
+
+	if (!s->counted_ever)
+		return;
+	s->next_flush_ns = source__now_ns() + COUNT_FLUSH_NS;
+	total = counted_total(s);
+	if (total == s->counted_seen)
+		return;
+	s->counted_seen = total;
+	loader__read_page_counts(s->loader, counts_cb, s);
+}
+
+/* One file's counters into records: before its release is passed on, and before it leaves the
+ * map. */
+static void flush_file(struct source *s, __u64 ino)
+{
+	struct gmem_page_count now;
+
+	if (s->counted_ever && !loader__read_page_count(s->loader, ino, &now))
+		counts_cb(s, ino, &now);
+}
+
+static void forget_counts(struct source *s, __u64 ino)
+{
+	if (!s->counted_ever)
+		return;
+	flush_file(s, ino);
+	loader__forget_page_count(s->loader, ino);
+	free(u64map__del(&s->counted, ino));
+	u64map__shrink(&s->counted);
+}
+
+int source__set_records(struct source *s, bool on)
+{
+	int e;
+
+	if (on == !s->counting)
+		return 0;
+	e = loader__count_pages(s->loader, !on);
+	if (e)
+		return e;
+	s->counting = !on;
+	s->st.counting = !on;
+	s->st.count_switches++;
+	if (!on) {
+		s->counted_ever = true;
+		s->next_flush_ns = source__now_ns() + COUNT_FLUSH_NS;
+		return 0;
+	}
+	/* records from here on: what was counted before goes out first, as records */
+	ring_buffer__consume(s->rb);
+	flush_counts(s);
+	return 0;
+}
+
 static void forget_due(struct source *s, __u64 now)
 {
 	size_t i = 0, k;
 
 	while (i < s->nforget && s->forget[i].at <= now) {
 		/* a file with that number live again (a discovery, a new create) keeps its entry */
-		if (!inoset_has(&s->known, s->forget[i].ino))
+		if (!inoset_has(&s->known, s->forget[i].ino)) {
 			loader__forget_ino(s->loader, s->forget[i].ino);
+			forget_counts(s, s->forget[i].ino);
+		}
 		i++;
 	}
 	if (!i)
@@ -279,6 +419,8 @@ static int handle_record(void *ctx, void *data, size_t size)
 	case GMEM_EV_FILE_RELEASE:
 		inoset_del(&s->known, e.ino);
 		forget_later(s, e.ino);
+		/* the file's counted events reach the model while it still has the file */
+		flush_file(s, e.ino);
 		break;
 	case GMEM_EV_FD_CLOSE:
 		now = source__now_ns();
@@ -524,8 +666,10 @@ int source__scan(struct source *s)
 		free(before.slots);
 		return err;
 	}
-	/* creates and releases that raced with the walk are in the ring now */
+	/* creates and releases that raced with the walk are in the ring now; what the kernel
+	 * counted goes in before any release the scan tells */
 	ring_buffer__consume(s->rb);
+	flush_counts(s);
 	for (i = 0; i < n; i++) {
 		struct gmem_scan_rec *r = &recs[i];
 
@@ -644,6 +788,9 @@ void source__close(struct source *s)
 	free(s->vmms.slots);
 	free(s->drops);
 	free(s->forget);
+	for (size_t i = 0; i < s->counted.cap; i++)
+		free(s->counted.slots[i].val);
+	u64map__release(&s->counted);
 	free(s);
 }
 
@@ -663,6 +810,7 @@ int source__drain(struct source *s)
 {
 	int n = ring_buffer__consume(s->rb);
 
+	flush_counts(s);
 	check_drops(s, true);
 	return n;
 }
@@ -685,6 +833,9 @@ int source__poll(struct source *s, int timeout_ms)
 	t = ms_until(now, s->next_dmap_ns);
 	if (t >= 0 && (wait < 0 || t < wait))
 		wait = t;
+	t = s->counted_ever ? ms_until(now, s->next_flush_ns) : -1;
+	if (t >= 0 && (wait < 0 || t < wait))
+		wait = t;
 
 	n = ring_buffer__poll(s->rb, wait);
 	if (n < 0 && n != -EINTR)
@@ -699,6 +850,8 @@ int source__poll(struct source *s, int timeout_ms)
 	check_drops(s, false);
 
 	now = source__now_ns();
+	if (s->counted_ever && now >= s->next_flush_ns)
+		flush_counts(s);
 	forget_due(s, now);
 	if (now >= s->next_dmap_ns) {
 		sample_dmap(s);

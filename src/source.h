@@ -43,6 +43,10 @@ struct source_stats {
 	__u64 scans;
 	__u64 scan_ns_last; /* how long the last scan took */
 	__u64 scan_errors;
+	__u64 counted_records; /* GMEM_EVF_COUNTED records made from the kernel's counters */
+	__u64 counted_events;  /* the page events those records stand for */
+	__u64 count_switches;  /* flips between records and kernel counting */
+	bool counting;         /* the kernel counts page events now (records off) */
 	bool scan_procfs; /* scans go through /proc (iterators refused, or asked) */
 };
 
@@ -57,6 +61,17 @@ int source__poll(struct source *s, int timeout_ms);
 /* Consume every record waiting in the ring now, whether or not a wakeup was sent (the probes
  * batch wakeups); returns records seen or -errno. */
 int source__drain(struct source *s);
+/*
+ * Page events as records (on, the default), or counted per file in the kernel (off): the
+ * hottest kinds, PAGE_ALLOC and PAGE_FREE folio by folio, then cost an atomic add each instead
+ * of a ring record, and the source turns the counters into GMEM_EVF_COUNTED records every
+ * 250 ms, before a scan tells releases, before a file's release, and on source__drain(). For a
+ * consumer that needs only the totals (gmemd with nobody subscribed): a recording, a subscriber
+ * or a policy needs each folio's index. Totals are exact across a switch: each event goes one
+ * way. Turning records on first passes on what was counted. 0 or -errno (-ENOENT: the probes
+ * cannot count).
+ */
+int source__set_records(struct source *s, bool on);
 /* Force a scan now (after draining the ring), e.g. before a final snapshot. */
 int source__scan(struct source *s);
 const struct probe_table *source__table(const struct source *s);

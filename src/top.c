@@ -1143,11 +1143,18 @@ void top__event_text(const struct gmem_event *ev, __s64 mono_to_real_ns, char *b
 		snprintf(buf, len, "slot %u", ev->sub);
 		break;
 	case GMEM_EV_PAGE_ALLOC:
-		snprintf(buf, len, "ino %llu index %llu pages %llu %s", ino, a, b,
-			 src_name(ev->sub));
+		if (ev->flags & GMEM_EVF_COUNTED)
+			snprintf(buf, len, "ino %llu pages %llu %s, %llu counted", ino, b,
+				 src_name(ev->sub), c);
+		else
+			snprintf(buf, len, "ino %llu index %llu pages %llu %s", ino, a, b,
+				 src_name(ev->sub));
 		break;
 	case GMEM_EV_PAGE_FREE:
-		snprintf(buf, len, "ino %llu index %llu pages %llu", ino, a, b);
+		if (ev->flags & GMEM_EVF_COUNTED)
+			snprintf(buf, len, "ino %llu pages %llu, %llu counted", ino, b, c);
+		else
+			snprintf(buf, len, "ino %llu index %llu pages %llu", ino, a, b);
 		break;
 	case GMEM_EV_PUNCH_HOLE:
 	case GMEM_EV_FALLOCATE:

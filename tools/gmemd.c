@@ -55,6 +55,7 @@ static struct env {
 	bool no_http;
 	bool procfs_scan;
 	bool empty_bodies;
+	bool kernel_counts_off;
 	unsigned long long ring_mb;
 	double scan_interval;
 	double retire_after;
@@ -120,6 +121,7 @@ enum {
 	OPT_WEB_CONFIG,
 	OPT_KVM_STATS,
 	OPT_EMPTY_BODIES,
+	OPT_KERNEL_COUNTS,
 };
 
 static const struct argp_option opts[] = {
@@ -155,6 +157,11 @@ static const struct argp_option opts[] = {
 	  "swap it at run time with the control command policy_set", 0 },
 	{ "policy-max-order", OPT_POLICY_ORDER, "N", 0,
 	  "Largest folio the policy's model has: 9 = 2M (default) to 18 = 1G", 0 },
+	{ "kernel-counts", OPT_KERNEL_COUNTS, "auto|off", 0,
+	  "auto (default): while no client subscribes and no policy runs, count guest_memfd "
+	  "page allocs and frees per file in the kernel and read the counts every 250 ms, "
+	  "instead of a ring record per folio (the same totals, cheaper); off: always records",
+	  0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's log", 0 },
 	{ NULL, 0, NULL, 0, "Benchmarking:", 1 },
 	{ "empty-bodies", OPT_EMPTY_BODIES, NULL, 0,
@@ -214,6 +221,14 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_EMPTY_BODIES:
 		env.empty_bodies = true;
+		break;
+	case OPT_KERNEL_COUNTS:
+		if (!strcmp(arg, "off"))
+			env.kernel_counts_off = true;
+		else if (strcmp(arg, "auto"))
+			argp_error(state, "--kernel-counts: '%s' is not auto or off", arg);
+		else
+			env.kernel_counts_off = false;
 		break;
 	case OPT_SCAN_HOW:
 		if (!strcmp(arg, "procfs"))
@@ -350,7 +365,7 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 
 	source__stats(h->src, &st);
 	kvmstats__counts(h->kvm, &kfds, &kerr, &kerrno);
-	if (max < 12)
+	if (max < 16)
 		return 0;
 	n = process_stats(h, stats);
 	stats[n++] = (struct prom_stat){ "gmemscope_kvm_stats_reads_total",
@@ -372,6 +387,17 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 						 "cross-check of gmem_files, host-wide; the slab "
 						 "counts objects in per-CPU slabs as active, so it may "
 						 "run above.", PROM_STAT_GAUGE, false, inodes, 0 };
+	stats[n++] = (struct prom_stat){ "gmemscope_events_counted_in_kernel_total",
+					 "guest_memfd page allocs and frees the probes counted per "
+					 "file in the kernel instead of sending a record each "
+					 "(--kernel-counts auto, while nobody subscribes); part of "
+					 "gmemscope_events_total.", PROM_STAT_COUNTER, false,
+					 st.counted_events, 0 };
+	stats[n++] = (struct prom_stat){ "gmemscope_kernel_counting",
+					 "1 while the probes count page events in the kernel, 0 "
+					 "while each is a record (a subscriber, a policy, or "
+					 "--kernel-counts off).", PROM_STAT_GAUGE, false,
+					 st.counting, 0 };
 	stats[n++] = (struct prom_stat){ "gmemscope_scans_total",
 					 "Liveness/discovery scans of guest_memfd files run.",
 					 PROM_STAT_COUNTER, false, st.scans, 0 };
@@ -597,6 +623,10 @@ int main(int argc, char **argv)
 		}
 		server__set_extra(srv, source_stats, &health);
 	}
+	/* nobody can have subscribed yet: counting in the kernel from the start, unless off or
+	 * a policy runs (the main loop decides again after every client's command) */
+	if (!e)
+		source__set_records(src, env.kernel_counts_off || policy_host__active(ph));
 	server__unlock(srv);
 	if (e) {
 		fprintf(stderr, "gmemd: %s\n", err);
@@ -680,6 +710,10 @@ int main(int argc, char **argv)
 			next_kvm = source__now_ns() + KVM_STATS_INTERVAL_NS;
 		}
 		server__handle(srv, pfd + n, nsrv);
+		/* records only while something needs each folio: a subscriber (gmemtop, a
+		 * recording) or a policy's model; the totals are the same either way */
+		source__set_records(src, env.kernel_counts_off || server__subscribers(srv) ||
+						 policy_host__active(ph));
 		server__unlock(srv);
 		if (e < 0) {
 			fprintf(stderr, "gmemd: reading events: %s\n", strerror(-e));

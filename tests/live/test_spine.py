@@ -362,6 +362,90 @@ def test_churn_exact(gmemd):
         assert not m.has("gmem_events_dropped_total", vm=v["pid"])
 
 
+def _subscriber(d):
+    """A client subscribed to gmemd's stream (records on while it stays), its ack read."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(d.socket)
+    s.sendall(b'{"cmd":"subscribe"}\n')
+    f = s.makefile("rb")
+    assert json.loads(f.readline())["ok"]
+    return s, f
+
+
+def test_kernel_counts_switch_seamlessly(gmemd):
+    """LIVE: with nobody subscribed, gmemd has the kernel count page allocs and frees per file
+    (--kernel-counts auto); a subscriber turns records back on. Subscribers come and go ten
+    times during two VMs' churn: the per-VM page counters sampled throughout never go down,
+    both ways were used (gmemscope_kernel_counting seen 1 and 0, counted events > 0), and at
+    the end every VM's counters equal gmem-load's truth exactly, with the model's events per
+    kind equal to the kernel's records emitted plus events counted."""
+    m0 = gmemd.metrics()
+    assert m0.get("gmemscope_kernel_counting") == 1, "nobody subscribed: the kernel counts"
+    load = Load("--vms", "2", "--churn", "--duration", "4", "--user-touch", "32",
+                "--fallocate", "32")
+    modes, last, sub = set(), {}, None
+    try:
+        for i in range(20):
+            if i % 2 == 0:
+                sub = _subscriber(gmemd)
+            else:
+                sub[1].close()
+                sub[0].close()
+                sub = None
+            time.sleep(0.2)
+            m = gmemd.metrics()
+            modes.add(m.get("gmemscope_kernel_counting"))
+            now = {(n, ls): v for (n, ls), v in m.samples.items()
+                   if n in ("gmem_pages_allocated_total", "gmem_pages_freed_total",
+                            "gmemscope_events_counted_in_kernel_total")}
+            for k, v in now.items():
+                assert v >= last.get(k, 0), (k, last.get(k), v)
+            last = now
+    finally:
+        if sub:
+            sub[1].close()
+            sub[0].close()
+    final = load.finish()
+    for v in final["vms"]:
+        wait_match(gmemd, v["pid"], truth_counters(v))
+    assert modes == {0, 1}, f"gmemscope_kernel_counting took only {modes}"
+    m = gmemd.metrics()
+    assert m.get("gmemscope_kernel_counting") == 1, "the last subscriber left: counting again"
+    assert m.get("gmemscope_events_counted_in_kernel_total") > 1000
+
+    def settled():
+        gmemd.scan()
+        snap = gmemd.call({"cmd": "snapshot"})
+        kr = snap["daemon"]["kernel_records"]
+        seen = snap["model"]["totals"]["by_kind"]
+        return all(seen[k] == kr[k]["emitted"] + kr[k]["counted"]
+                   for k in ("page_alloc", "page_free")) and (kr, seen)
+    kr, seen = wait_until(settled, timeout=15, what="events applied = emitted + counted")
+    assert kr["page_alloc"]["counted"] > 0 and kr["page_alloc"]["emitted"] > 0, kr
+
+
+def test_kernel_counts_off_keeps_every_record():
+    """LIVE: gmemd --kernel-counts off sends every folio as a record, subscriber or not, and
+    still matches the truth; a bad value is refused with the choices named."""
+    require_live()
+    d = Gmemd("--kernel-counts", "off")
+    try:
+        out = run_load("--vms", "1", "--churn", "--duration", "1", "--user-touch", "16")
+        v = out["exit"]["vms"][0]
+        wait_match(d, v["pid"], truth_counters(v))
+        m = d.metrics()
+        assert m.get("gmemscope_kernel_counting") == 0
+        assert m.get("gmemscope_events_counted_in_kernel_total") == 0
+        kr = d.call({"cmd": "snapshot"})["daemon"]["kernel_records"]
+        assert kr["page_alloc"]["counted"] == 0 and kr["page_alloc"]["emitted"] > 0
+    finally:
+        assert d.stop() == 0, d.output()
+    p = subprocess.run([GMEMD, "--kernel-counts", "sometimes"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 64 and "auto or off" in p.stderr, (p.returncode, p.stderr)
+
+
 def test_vm_retired_after_linger():
     """LIVE: an exited VM's series stay for --retire-after, then go, with nothing left."""
     require_live()
@@ -411,7 +495,8 @@ def test_drops_are_counted_not_hidden():
     failed reservations is gmemscope_events_dropped_total, and for punch holes (one record
     each) seen + dropped equals what gmem-load did."""
     require_live()
-    d = Gmemd("--ring-size", "1")
+    # every folio a record (not counted in the kernel), so the churn overflows the ring
+    d = Gmemd("--ring-size", "1", "--kernel-counts", "off")
     try:
         d.proc.send_signal(signal.SIGSTOP)
         out = run_load("--vms", "1", "--churn", "--duration", "2", "--user-touch", "64",
