@@ -276,6 +276,10 @@ struct health {
 	struct source *src;
 	struct kvmstats *kvm;
 	double start_wall; /* process_start_time_seconds */
+	/* the slab's count, read on the main loop's 1 s tick, not by each scrape: the read walks
+	 * every slab cache, under the kernel's slab mutex */
+	__u64 gmem_inodes;
+	bool gmem_inodes_ok;
 };
 
 /* The process_* series every Prometheus exporter has, for gmemd itself. */
@@ -359,7 +363,7 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 {
 	struct health *h = ctx;
 	struct source_stats st;
-	__u64 kfds, kerr, inodes = 0;
+	__u64 kfds, kerr;
 	size_t n = 0;
 	int kerrno;
 
@@ -380,13 +384,13 @@ static size_t source_stats(void *ctx, struct prom_stat *stats, size_t max)
 					 "program preempted or re-entered on a CPU); each is an event "
 					 "not seen, also counted in gmemscope_events_dropped_total.",
 					 PROM_STAT_COUNTER, false, st.missed, 0 };
-	if (gmem_inodes(&inodes) == 0)
+	if (h->gmem_inodes_ok)
 		stats[n++] = (struct prom_stat){ "gmemscope_kernel_gmem_inodes",
 						 "Live guest_memfd inodes as the kernel's "
 						 "kvm_gmem_inode_cache slab counts them (6.19+): a "
 						 "cross-check of gmem_files, host-wide; the slab "
 						 "counts objects in per-CPU slabs as active, so it may "
-						 "run above.", PROM_STAT_GAUGE, false, inodes, 0 };
+						 "run above; read once a second.", PROM_STAT_GAUGE, false, h->gmem_inodes, 0 };
 	stats[n++] = (struct prom_stat){ "gmemscope_events_counted_in_kernel_total",
 					 "guest_memfd page allocs and frees the probes counted per "
 					 "file in the kernel instead of sending a record each "
@@ -547,7 +551,7 @@ int main(int argc, char **argv)
 	struct web_config *web = NULL;
 	struct kvmstats *kvm = NULL;
 	struct health health = {};
-	__u64 next_kvm = 0;
+	__u64 next_kvm = 0, next_inodes = 0;
 	char err[512] = "";
 	int e, sig_fd = -1, ret = 1;
 	bool notified = false;
@@ -621,6 +625,7 @@ int main(int argc, char **argv)
 			clock_gettime(CLOCK_REALTIME, &ts);
 			health.start_wall = ts.tv_sec + ts.tv_nsec / 1e9;
 		}
+		health.gmem_inodes_ok = gmem_inodes(&health.gmem_inodes) == 0;
 		server__set_extra(srv, source_stats, &health);
 	}
 	/* nobody can have subscribed yet: counting in the kernel from the start, unless off or
@@ -673,6 +678,8 @@ int main(int argc, char **argv)
 	for (;;) {
 		struct pollfd pfd[2 + 80];
 		int n = 0, nsrv;
+		__u64 inodes = 0;
+		bool inodes_fresh = false, inodes_ok = false;
 
 		pfd[n++] = (struct pollfd){ .fd = source__fd(src), .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
@@ -693,7 +700,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "gmemd: %s, stopping\n", strsignal(si.ssi_signo));
 			break;
 		}
+		if (source__now_ns() >= next_inodes) {
+			/* outside the lock: a scrape meanwhile renders the last count */
+			inodes_ok = gmem_inodes(&inodes) == 0;
+			inodes_fresh = true;
+			next_inodes = source__now_ns() + KVM_STATS_INTERVAL_NS;
+		}
 		server__lock(srv);
+		if (inodes_fresh) {
+			health.gmem_inodes = inodes;
+			health.gmem_inodes_ok = inodes_ok;
+		}
 		e = source__poll(src, 0);
 		model__tick(server__model(srv), source__now_ns());
 		/* a wave of retired VMs leaves free chunks all over the heap: give them back, so
