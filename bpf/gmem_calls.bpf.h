@@ -19,6 +19,7 @@ enum call {
 	CALL_CREATE_GMEM,
 	CALL_REGION2,
 	CALL_SET_ATTR,
+	CALL_SET_ATTR2, /* in place, on a guest_memfd fd */
 	CALL_ENCRYPT_OP,
 	CALL_FALLOCATE,
 };
@@ -221,7 +222,8 @@ struct gmem_uapi_attrs {
 	__u64 flags;
 };
 
-/* KVM_SET_MEMORY_ATTRIBUTES begins, uarg its user-space argument. */
+/* KVM_SET_MEMORY_ATTRIBUTES begins, uarg its user-space argument. KVM_SET_MEMORY_ATTRIBUTES2's
+ * 128-byte struct leads with the same four fields (its first is the offset in the file). */
 static __always_inline void gmem_set_attr_begin(struct call_ctx *c, const void *uarg)
 {
 	struct gmem_uapi_attrs at = {};
@@ -249,6 +251,8 @@ static __always_inline void gmem_set_attr_end(struct call_ctx *c, __u32 vm, long
 	e->c = e->ts_ns - c->ts;
 	e->result = (__s32)ret;
 	e->flags |= flags;
+	if (flags & GMEM_EVF_INPLACE)
+		e->ino = c->ino;
 	gmem_submit(e);
 }
 

@@ -5,7 +5,8 @@
  *
  * Hooks and why there:
  *  - syscalls:sys_{enter,exit}_ioctl, decoded only for KVM's own ioctl numbers: guest_memfd
- *    create, memslot bind, KVM_SET_MEMORY_ATTRIBUTES (the kernel part of a conversion, timed),
+ *    create, memslot bind, KVM_SET_MEMORY_ATTRIBUTES (the kernel part of a conversion, timed)
+ *    and KVM_SET_MEMORY_ATTRIBUTES2 on a gmem fd (in place),
  *    KVM_RUN (marks "inside the guest" for fault attribution, reads the exit that asks for a
  *    conversion, and the next entry that ends one), KVM_MEMORY_ENCRYPT_OP (populate).
  *  - syscalls:sys_{enter,exit}_fallocate: allocating fallocates and punch holes on gmem fds.
@@ -146,6 +147,24 @@ int handle_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 		c->fd = fd;
 		gmem_set_attr_begin(c, uarg);
 		return 0;
+	case GMEM_KVM_SET_MEMORY_ATTRIBUTES2: {
+		/* in-place conversion, on the guest_memfd fd itself (queued upstream): decoded
+		 * here because this pair is attached anyway; an older kernel answers ENOTTY */
+		struct inode *inode = NULL;
+		__u64 ino = gmem_fd_ino(fd, &inode);
+
+		if (!ino)
+			return 0;
+		c = ctx_get(tid, true);
+		if (!c)
+			return 0;
+		c->fd = fd;
+		gmem_set_attr_begin(c, uarg);
+		c->call = CALL_SET_ATTR2;
+		c->ino = ino;
+		c->vm = gmem_inode_vm(inode, ino);
+		return 0;
+	}
 	case GMEM_KVM_MEMORY_ENCRYPT_OP:
 		c = ctx_get(tid, true);
 		if (c) {
@@ -219,6 +238,9 @@ int handle_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	case CALL_SET_ATTR:
 		gmem_set_attr_end(c, gmem_vm_of_kvm(fd_private(c->fd)), ret, 0);
+		return 0;
+	case CALL_SET_ATTR2:
+		gmem_set_attr_end(c, c->vm, ret, GMEM_EVF_INPLACE);
 		return 0;
 	default:
 		return 0;

@@ -148,6 +148,12 @@ enum gmem_tdx_op {
  * for the file; a (the index) means nothing. PAGE_ALLOC: sub is the source, as usual.
  */
 #define GMEM_EVF_COUNTED  (1u << 7)
+/*
+ * CONV_ATTR from KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fd (in-place conversion): ino is
+ * the file and a the offset in it, not a gpa. Kernels without in-place conversion answer it
+ * -ENOTTY, which the record carries like any other failure.
+ */
+#define GMEM_EVF_INPLACE  (1u << 8)
 
 /* The key of the drops map: the process running when a record found the ring full. */
 struct gmem_drop_key {
@@ -211,6 +217,7 @@ struct gmem_scan_rec {
 #define GMEM_KVM_CREATE_GUEST_MEMFD       0xC040AED4u
 #define GMEM_KVM_SET_USER_MEMORY_REGION2  0x40A0AE49u
 #define GMEM_KVM_SET_MEMORY_ATTRIBUTES    0x4020AED2u
+#define GMEM_KVM_SET_MEMORY_ATTRIBUTES2   0xC080AED2u /* on the gmem fd; 128-byte struct */
 #define GMEM_KVM_MEMORY_ENCRYPT_OP        0xC008AEBAu
 #define GMEM_KVM_MEM_GUEST_MEMFD          (1u << 2)
 #define GMEM_KVM_MEMORY_ATTRIBUTE_PRIVATE (1ull << 3)

@@ -82,6 +82,7 @@ static const struct {
 	{ GMEM_EVF_LATE, "late" },
 	{ GMEM_EVF_EXPORTED, "exported" },
 	{ GMEM_EVF_COUNTED, "counted" },
+	{ GMEM_EVF_INPLACE, "inplace" },
 };
 
 #define NFLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
@@ -141,8 +142,12 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
 		strbuf__printf(o, " gpa=%#llx size=%llu to=%s exit=%s", a, b, sub, exit_name(c));
 		break;
 	case GMEM_EV_CONV_ATTR:
-		strbuf__printf(o, " gpa=%#llx size=%llu to=%s latency_ns=%llu result=%d", a, b, sub,
-			       c, e->result);
+		if (e->flags & GMEM_EVF_INPLACE)
+			strbuf__printf(o, " ino=%llu offset=%#llx", ino, a);
+		else
+			strbuf__printf(o, " gpa=%#llx", a);
+		strbuf__printf(o, " size=%llu to=%s latency_ns=%llu result=%d", b, sub, c,
+			       e->result);
 		break;
 	case GMEM_EV_VCPU_RESUME:
 	case GMEM_EV_VM_EXIT:
@@ -837,8 +842,8 @@ int perfetto__add(struct perfetto *p, const struct gmem_event *e)
 							  .size = e->b, .reason = e->c };
 		break;
 	case GMEM_EV_CONV_ATTR:
-		snprintf(name, sizeof(name), "set_memory_attributes to %s",
-			 model__dir_name(e->sub));
+		snprintf(name, sizeof(name), "set_memory_attributes%s to %s",
+			 e->flags & GMEM_EVF_INPLACE ? "2 (in place)" : "", model__dir_name(e->sub));
 		pf_emit(p, json_pack("{s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:{s:I, s:I, s:i}}",
 				     "name", name, "cat", "conversion", "ph", "X", "ts",
 				     pf_us(p, e->ts_ns - e->c), "dur", (double)e->c / 1000.0,

@@ -709,6 +709,9 @@ static void model__conv_attr(struct model *m, struct vm_state *vm, const struct 
 		m->totals.anomalies.bad_sub++;
 		return;
 	}
+	if (ev->flags & GMEM_EVF_INPLACE)
+		vm->pub.conversions_in_place[ev->sub][ev->result ? MODEL_RESULT_ERROR :
+								   MODEL_RESULT_OK]++;
 	if (ev->result) {
 		/* A failed call converted nothing: its request stays unattributed. */
 		vm->pub.conversions[ev->sub][MODEL_RESULT_ERROR]++;
@@ -718,10 +721,11 @@ static void model__conv_attr(struct model *m, struct vm_state *vm, const struct 
 	histo__add(&vm->pub.conversion_ns[ev->sub], ev->c);
 	/*
 	 * The VMM usually converts on the vCPU thread that exited; when another thread does it,
-	 * the oldest open request whose range it touches is the one it serves.
+	 * the oldest open request whose range it touches is the one it serves. An in-place call
+	 * names a file offset, not a gpa: only its thread can tie it to a request.
 	 */
 	p = vm__pending_of_tid(vm, ev->tid, NULL);
-	for (i = 0; !p && i < vm->pub.conv.pending; i++) {
+	for (i = 0; !p && !(ev->flags & GMEM_EVF_INPLACE) && i < vm->pub.conv.pending; i++) {
 		if (!vm->pending[i].attributed &&
 		    ranges_overlap(vm->pending[i].gpa, vm->pending[i].size, ev->a, ev->b))
 			p = &vm->pending[i];
@@ -1208,6 +1212,14 @@ static json_t *json_vm(struct jctx *j, const struct model *m, const struct model
 		jset(j, x, dir_names[i], y);
 	}
 	jset(j, o, "conversions", x);
+	x = json_object();
+	for (i = 0; i < GMEM_DIR_MAX; i++) {
+		y = json_object();
+		for (r = 0; r < MODEL_RESULT_MAX; r++)
+			jset(j, y, result_names[r], json_u64(vm->conversions_in_place[i][r]));
+		jset(j, x, dir_names[i], y);
+	}
+	jset(j, o, "conversions_in_place", x);
 	jset(j, o, "conversion_latency", json_per_dir_histo(j, vm->conversion_ns));
 	jset(j, o, "conversion_exit_to_entry", json_per_dir_histo(j, vm->exit_to_entry_ns));
 

@@ -115,6 +115,8 @@ struct model_vm {
 	struct histo fault_ns;      /* fault latency (JSON only) */
 
 	__u64 conversions[GMEM_DIR_MAX][MODEL_RESULT_MAX]; /* gmem_conversions_total{to,result} */
+	/* of those, in place (KVM_SET_MEMORY_ATTRIBUTES2 on a gmem fd, GMEM_EVF_INPLACE) */
+	__u64 conversions_in_place[GMEM_DIR_MAX][MODEL_RESULT_MAX];
 	struct histo conversion_ns[GMEM_DIR_MAX];          /* gmem_conversion_seconds{to} */
 	struct histo exit_to_entry_ns[GMEM_DIR_MAX]; /* gmem_conversion_exit_to_entry_seconds */
 	struct model_conv_stats conv;

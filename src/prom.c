@@ -187,23 +187,24 @@ static void render__files(struct render *r)
 	}
 }
 
-static void render__conversions(struct render *r)
+/* A [direction][result] counter of every VM, field its offset in struct model_vm. */
+static void render__conversions(struct render *r, const char *name, const char *help,
+				size_t field)
 {
-	static const char name[] = "gmem_conversions_total";
+	const __u64(*conv)[MODEL_RESULT_MAX];
 	const struct model_vm *vm;
 	unsigned int d, res;
 	size_t i;
 
-	render__family(r, name, FAM_COUNTER,
-		       "Memory attribute conversions (KVM_SET_MEMORY_ATTRIBUTES calls) by "
-		       "direction and result.");
+	render__family(r, name, FAM_COUNTER, help);
 	for (i = 0; i < r->nr_vms; i++) {
 		__u64 any = 0;
 
 		vm = r->vms[i];
+		conv = (const void *)((const char *)vm + field);
 		for (d = 0; d < GMEM_DIR_MAX; d++)
 			for (res = 0; res < MODEL_RESULT_MAX; res++)
-				any |= vm->conversions[d][res];
+				any |= conv[d][res];
 		/* a VM's four series appear with its first attempt (most VMs never convert) */
 		if (!any)
 			continue;
@@ -213,7 +214,7 @@ static void render__conversions(struct render *r)
 					       name, vm->pid, model__dir_name(dir_order[d]),
 					       model__result_name(res));
 				strbuf__printf(r->out, "%llu\n", (unsigned long long)
-					       vm->conversions[dir_order[d]][res]);
+					       conv[dir_order[d]][res]);
 			}
 		}
 	}
@@ -594,7 +595,14 @@ static void render__model(struct render *r)
 			   faults, offsetof(struct model_vm, faults));
 	PER_VM(r, "gmem_memslot_binds_total", FAM_COUNTER,
 	       "Successful bindings of guest_memfd ranges to memslots.", memslot_binds);
-	render__conversions(r);
+	render__conversions(r, "gmem_conversions_total",
+			    "Memory attribute conversions (KVM_SET_MEMORY_ATTRIBUTES calls, and "
+			    "KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fd) by direction and "
+			    "result.", offsetof(struct model_vm, conversions));
+	render__conversions(r, "gmem_conversions_in_place_total",
+			    "Of those, in-place conversions: KVM_SET_MEMORY_ATTRIBUTES2 on a "
+			    "guest_memfd fd (a kernel without them answers ENOTTY: result "
+			    "error).", offsetof(struct model_vm, conversions_in_place));
 	render__conv_histos(r, "gmem_conversion_seconds",
 			    "Kernel time of successful conversions (the attributes call).",
 			    offsetof(struct model_vm, conversion_ns));

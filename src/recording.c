@@ -315,7 +315,8 @@ static const char *const kind_fields[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_FALLOCATE] = "ino, a=offset, b=len bytes, result",
 	[GMEM_EV_FAULT] = "ino, a=index, c=latency ns, sub=source, result",
 	[GMEM_EV_CONV_REQUEST] = "tid, a=gpa, b=size bytes, sub=direction, c=exit reason",
-	[GMEM_EV_CONV_ATTR] = "tid, a=gpa, b=size bytes, sub=direction, c=latency ns, result",
+	[GMEM_EV_CONV_ATTR] = "tid, a=gpa, b=size bytes, sub=direction, c=latency ns, result; "
+			      "flags INPLACE: ino, a=offset in the file",
 	[GMEM_EV_VCPU_RESUME] = "tid",
 	[GMEM_EV_DMAP_REMOVE] = "ino, a=folio index, b=pages, sub=owner",
 	[GMEM_EV_DMAP_RESTORE] = "ino, a=folio index, b=pages, sub=owner",

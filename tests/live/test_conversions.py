@@ -17,7 +17,8 @@ import subprocess
 
 import pytest
 
-from gmemtest import Gmemd, Load, require_live, kernel_lacks, truth_counters, wait_until, where
+from gmemtest import (Gmemd, Load, kernel_lacks, require_live, run_load, truth_counters,
+                      wait_until, where)
 from test_gmemtrace import pmc_expected
 from test_spine import wait_match
 
@@ -267,3 +268,47 @@ def test_kernel_selftests_as_peer_workloads(gmemd):
     cr = v["conversion_requests"]
     assert (cr["requests"], cr["completed"], cr["abandoned"], cr["pending"]) == \
         (x["requests"], x["completed"], x["abandoned"], 0), cr
+
+
+def test_in_place_conversion_requests_decoded():
+    """LIVE: KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fd (in-place conversion, queued
+    upstream) is decoded from the ioctl tracepoints the tracepoint tier attaches anyway. A
+    kernel without it answers ENOTTY (every kernel here does): each call is a failed conversion
+    of its direction, in gmem_conversions_total beside the VM fd's calls and in
+    gmem_conversions_in_place_total alone, both equal to what gmem-load did. Where the
+    conversion row is on the fentry tier the ioctl hooks may be gone: then the in-place series
+    are absent, never partial."""
+    require_live()
+    d = Gmemd()
+    try:
+        rows = {r["event"]: r for r in d.call({"cmd": "probe"})["probe"]["events"]}
+        out = run_load("--vms", "1", "--no-vcpu", "--user-touch", "2", "--convert", "2",
+                       "--convert-in-place", "5")
+        v = out["exit"]["vms"][0]
+        pid = v["pid"]
+        assert sum(r for to in v["conversions_in_place"].values() for r in to.values()) == 5
+        want = {(to, res): n for to, rs in v["conversions_in_place"].items()
+                for res, n in rs.items()}
+        got = {}
+
+        def seen():
+            nonlocal got
+            d.scan()
+            m = d.metrics()
+            got = {k: m.get("gmem_conversions_in_place_total", vm=pid, to=k[0], result=k[1])
+                   for k in want}
+            return got == want and m
+        if rows["conversion"]["tier"] != "tracepoint":
+            d.scan()
+            if not d.metrics().has("gmem_conversions_in_place_total", vm=pid):
+                return  # the fentry tier without the ioctl hooks: absent, not partial
+        m = wait_until(seen, timeout=10, what=f"the in-place calls counted (got {got})")
+        for to, rs in v["conversions"].items():
+            for res, n in rs.items():
+                assert m.get("gmem_conversions_total", vm=pid, to=to, result=res) == n, \
+                    (where(), to, res)
+        snap = [x for x in d.call({"cmd": "snapshot"})["model"]["vms"] if x["vm"] == pid][0]
+        assert snap["conversions_in_place"] == v["conversions_in_place"]
+        print(f"{where()}: in-place conversion answered {v['conversion_in_place_errno']}")
+    finally:
+        assert d.stop() == 0, d.output()

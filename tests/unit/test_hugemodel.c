@@ -180,7 +180,12 @@ static void test_alloc_then_punch_minimal(void **state)
 	assert_int_equal(d.nalloc, 1);
 	expect_orders(m, 6, 1, 0);
 
+	/* a counted total names no page: the model places nothing for it */
+	assert_int_equal(hugemodel__apply(m, &(struct gmem_event){ .ts_ns = 9, .kind =
+					  GMEM_EV_PAGE_ALLOC, .vm = VM, .ino = INO, .b = 64, .c = 64,
+					  .flags = GMEM_EVF_COUNTED }), 0);
 	st = hugemodel__stats(m);
+	assert_int_equal(st->populated_pages, 512 - 5);
 	assert_int_equal(st->splits[9][8], 1);
 	assert_int_equal(st->splits[2][1], 1);
 	assert_int_equal(st->splits[1][0], 1);

@@ -421,6 +421,68 @@ static void test_conversion_attr_error(void **state)
 	model__free(m);
 }
 
+/* KVM_SET_MEMORY_ATTRIBUTES2 on a gmem fd: counted with the conversions and on its own; its
+ * offset is no gpa, so it never claims a request by overlap, only by its thread. */
+static void test_conversion_in_place(void **state)
+{
+	struct model *m = new_model(0, 0);
+	const struct model_vm *vm;
+
+	APPLY(m, .kind = GMEM_EV_CONV_REQUEST, .ts_ns = 100, .vm = 9, .tid = 20, .a = 0x5000,
+	      .b = 0x1000, .sub = GMEM_TO_PRIVATE);
+	APPLY(m, .kind = GMEM_EV_CONV_ATTR, .ts_ns = 200, .vm = 9, .tid = 21, .ino = 7,
+	      .a = 0x5000, .b = 0x1000, .sub = GMEM_TO_PRIVATE, .c = 300,
+	      .flags = GMEM_EVF_INPLACE);
+	APPLY(m, .kind = GMEM_EV_CONV_ATTR, .ts_ns = 300, .vm = 9, .tid = 21, .ino = 7,
+	      .a = 0x6000, .b = 0x1000, .sub = GMEM_TO_SHARED, .c = 50, .result = -ENOTTY,
+	      .flags = GMEM_EVF_INPLACE);
+	vm = vm_of(m, 9);
+	assert_int_equal(vm->conversions[GMEM_TO_PRIVATE][MODEL_RESULT_OK], 1);
+	assert_int_equal(vm->conversions_in_place[GMEM_TO_PRIVATE][MODEL_RESULT_OK], 1);
+	assert_int_equal(vm->conversions[GMEM_TO_SHARED][MODEL_RESULT_ERROR], 1);
+	assert_int_equal(vm->conversions_in_place[GMEM_TO_SHARED][MODEL_RESULT_ERROR], 1);
+	assert_int_equal(vm->conversions_in_place[GMEM_TO_SHARED][MODEL_RESULT_OK], 0);
+	assert_int_equal(vm->conv.unmatched_attr, 1);
+	/* the same call through the VM fd claims the open request by its range */
+	APPLY(m, .kind = GMEM_EV_CONV_ATTR, .ts_ns = 400, .vm = 9, .tid = 22, .a = 0x5000,
+	      .b = 0x1000, .sub = GMEM_TO_PRIVATE, .c = 300);
+	assert_int_equal(vm->conv.unmatched_attr, 1);
+	assert_int_equal(vm->conversions_in_place[GMEM_TO_PRIVATE][MODEL_RESULT_OK], 1);
+	model__free(m);
+}
+
+/* Records made from the kernel's per-file counters stand for c events each (b pages). */
+static void test_counted_records(void **state)
+{
+	struct model *m = new_model(0, 0);
+	const struct model_totals *t = model__totals(m);
+	const struct model_file *f;
+	const struct model_vm *vm;
+
+	APPLY(m, .kind = GMEM_EV_FILE_CREATE, .ts_ns = 1, .vm = 100, .ino = 7, .a = 1 << 20,
+	      .result = 5);
+	APPLY(m, .kind = GMEM_EV_PAGE_ALLOC, .ts_ns = 2, .vm = 100, .ino = 7, .b = 10, .c = 3,
+	      .sub = GMEM_SRC_USER_FAULT, .flags = GMEM_EVF_COUNTED | GMEM_EVF_SYNTH);
+	APPLY(m, .kind = GMEM_EV_PAGE_ALLOC, .ts_ns = 2, .vm = 100, .ino = 7, .b = 5, .c = 0,
+	      .sub = GMEM_SRC_FALLOCATE, .flags = GMEM_EVF_COUNTED | GMEM_EVF_SYNTH);
+	APPLY(m, .kind = GMEM_EV_PAGE_FREE, .ts_ns = 3, .vm = 100, .ino = 7, .b = 4, .c = 4,
+	      .flags = GMEM_EVF_COUNTED | GMEM_EVF_SYNTH);
+	/* one record, one event, as always */
+	APPLY(m, .kind = GMEM_EV_PAGE_ALLOC, .ts_ns = 4, .vm = 100, .ino = 7, .b = 1,
+	      .sub = GMEM_SRC_USER_FAULT);
+	vm = vm_of(m, 100);
+	f = model__file(m, 7);
+	assert_int_equal(vm->pages_allocated[GMEM_SRC_USER_FAULT], 11);
+	assert_int_equal(vm->pages_allocated[GMEM_SRC_FALLOCATE], 5);
+	assert_int_equal(vm->pages_freed, 4);
+	assert_int_equal(f->populated_pages, 12);
+	assert_int_equal(t->by_kind[GMEM_EV_PAGE_ALLOC], 4);
+	assert_int_equal(t->by_kind[GMEM_EV_PAGE_FREE], 4);
+	assert_int_equal(t->events, 1 + 4 + 4);
+	assert_int_equal(vm->events, 1 + 4 + 4);
+	model__free(m);
+}
+
 static void test_conversion_resume_without_attr(void **state)
 {
 	struct model *m = new_model(0, 0);
@@ -1041,6 +1103,8 @@ int main(void)
 		cmocka_unit_test(test_conversion_answered_the_other_way),
 		cmocka_unit_test(test_conversion_attr_error),
 		cmocka_unit_test(test_conversion_resume_without_attr),
+		cmocka_unit_test(test_conversion_in_place),
+		cmocka_unit_test(test_counted_records),
 		cmocka_unit_test(test_conversion_attr_by_overlap),
 		cmocka_unit_test(test_conversion_bounds_and_exit),
 		cmocka_unit_test(test_constructed_rmp_tdx),

@@ -38,6 +38,7 @@ static const struct {
 	{ "gmem_faults_total", "counter" },
 	{ "gmem_memslot_binds_total", "counter" },
 	{ "gmem_conversions_total", "counter" },
+	{ "gmem_conversions_in_place_total", "counter" },
 	{ "gmem_conversion_seconds", "histogram" },
 	{ "gmem_conversion_exit_to_entry_seconds", "histogram" },
 	{ "gmem_direct_map_removals_total", "counter" },

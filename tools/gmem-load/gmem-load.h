@@ -156,6 +156,7 @@ struct opts {
 	__u64 punch;
 	__u64 punch_size;
 	__u64 convert;
+	__u64 convert_in_place;
 	__u64 guest_convert;
 	__u64 mem_faults;
 	__u64 secret_pages;
@@ -198,6 +199,8 @@ struct counts {
 	__u64 punch_holes;
 	__u64 invalidated_bytes;
 	__u64 conv[GMEM_DIR_MAX][2]; /* [enum gmem_dir][0 ok, 1 error] */
+	__u64 conv_in_place[GMEM_DIR_MAX][2]; /* of those, KVM_SET_MEMORY_ATTRIBUTES2 on gmem */
+	int conv_in_place_errno;
 	__u64 exits_hlt;
 	__u64 exits_io;
 	__u64 exits_hypercall;    /* KVM_HC_MAP_GPA_RANGE */

@@ -45,6 +45,7 @@ enum {
 	OPT_PUNCH,
 	OPT_PUNCH_SIZE,
 	OPT_CONVERT,
+	OPT_CONVERT_IN_PLACE,
 	OPT_VM_TYPE,
 	OPT_GUEST_CONVERT,
 	OPT_MEM_FAULTS,
@@ -131,6 +132,10 @@ static const struct argp_option options[] = {
 	  0 },
 	{ "convert", OPT_CONVERT, "N", 0,
 	  "KVM_SET_MEMORY_ATTRIBUTES attempts per VM, alternating private/shared", 0 },
+	{ "convert-in-place", OPT_CONVERT_IN_PLACE, "N", 0,
+	  "KVM_SET_MEMORY_ATTRIBUTES2 attempts on file 0's guest_memfd fd (in-place conversion, "
+	  "one page each, alternating private/shared); kernels without it answer ENOTTY, "
+	  "counted as errors", 0 },
 	{ "vm-type", OPT_VM_TYPE, "TYPE", 0,
 	  "default, or sw-protected (KVM_X86_SW_PROTECTED_VM: real private memory)", 0 },
 	{ "guest-convert", OPT_GUEST_CONVERT, "PAGES", 0,
@@ -354,6 +359,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_FALLOCATE:
 	case OPT_PUNCH:
 	case OPT_CONVERT:
+	case OPT_CONVERT_IN_PLACE:
 	case OPT_GUEST_CONVERT:
 	case OPT_MEM_FAULTS:
 	case OPT_SECRET_PAGES:
@@ -368,6 +374,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		case OPT_FALLOCATE: o->falloc_pages = v; break;
 		case OPT_PUNCH: o->punch = v; break;
 		case OPT_CONVERT: o->convert = v; break;
+		case OPT_CONVERT_IN_PLACE: o->convert_in_place = v; break;
 		case OPT_GUEST_CONVERT: o->guest_convert = v; break;
 		case OPT_MEM_FAULTS: o->mem_faults = v; break;
 		case OPT_SECRET_PAGES: o->secret_pages = v; break;

@@ -338,6 +338,13 @@ json_t *counts__json(const struct counts *c, json_t *obj)
 			"shared", "ok", (json_int_t)c->conv[GMEM_TO_SHARED][0],
 			"error", (json_int_t)c->conv[GMEM_TO_SHARED][1])) ||
 	    json_object_set_new(obj, "conversion_errno", json_errno(c->conv_errno)) ||
+	    json_object_set_new(obj, "conversions_in_place", json_pack("{s{sIsI}s{sIsI}}",
+			"private", "ok", (json_int_t)c->conv_in_place[GMEM_TO_PRIVATE][0],
+			"error", (json_int_t)c->conv_in_place[GMEM_TO_PRIVATE][1],
+			"shared", "ok", (json_int_t)c->conv_in_place[GMEM_TO_SHARED][0],
+			"error", (json_int_t)c->conv_in_place[GMEM_TO_SHARED][1])) ||
+	    json_object_set_new(obj, "conversion_in_place_errno",
+				json_errno(c->conv_in_place_errno)) ||
 	    (c->kvm_stats_read &&
 	     json_object_set_new(obj, "kvm_stats", json_pack("{sIsIsIsIsIsI}",
 			kvm_stat_names[0], (json_int_t)c->kvm_stat[0],
