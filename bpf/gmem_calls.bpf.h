@@ -160,6 +160,16 @@ static __always_inline void gmem_vcpu_run_begin(struct call_ctx *c, struct kvm_v
 	/* a vCPU thread runs the same vCPU: parse stats_id once, not per entry */
 	if (vcpu != c->vcpu || !c->vm)
 		c->vm = gmem_vm_of_kvm(BPF_CORE_READ(vcpu, kvm));
+	if (vcpu != c->vcpu) {
+		/* which thread runs which vCPU: once per thread, not per entry */
+		e = gmem_reserve(GMEM_EV_VCPU_THREAD);
+		if (e) {
+			e->vm = c->vm;
+			e->a = (__u64)BPF_CORE_READ(vcpu, vcpu_idx);
+			e->flags |= flags;
+			gmem_submit(e);
+		}
+	}
 	c->vcpu = vcpu;
 	if (c->pending_conv) {
 		c->pending_conv = 0;

@@ -65,6 +65,8 @@ enum gmem_ev_kind {
 	 * name, NUL-padded, byte i in bits 8*(i%8) of the i/8th.
 	 */
 	GMEM_EV_VM_NAME = 26,
+	/* tid runs vCPU a (its index) of vm: a thread's first KVM_RUN of that vCPU. */
+	GMEM_EV_VCPU_THREAD = 27,
 	GMEM_EV_KIND_MAX
 };
 

@@ -152,6 +152,9 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
 	case GMEM_EV_VCPU_RESUME:
 	case GMEM_EV_VM_EXIT:
 		break;
+	case GMEM_EV_VCPU_THREAD:
+		strbuf__printf(o, " vcpu=%llu", a);
+		break;
 	case GMEM_EV_DMAP_REMOVE:
 	case GMEM_EV_DMAP_RESTORE:
 		strbuf__printf(o, " ino=%llu index=%llu pages=%llu owner=%s", ino, a, b, sub);
@@ -271,6 +274,7 @@ static const struct fspec fields[GMEM_EV_KIND_MAX][NFIELDS] = {
 	[GMEM_EV_KVM_STAT_DESC] = { { "stat_id", F_SUB } },
 	[GMEM_EV_KVM_STAT] = { { "stat_id", F_SUB }, { "vcpu", F_B, 0, 1 }, { "value", F_A } },
 	[GMEM_EV_VM_NAME] = { { "part", F_TO_ORDER }, { "name", F_NAME } },
+	[GMEM_EV_VCPU_THREAD] = { { "vcpu", F_A } },
 };
 
 static bool field_present(const struct fspec *f, const struct gmem_event *e)
@@ -824,6 +828,14 @@ int perfetto__add(struct perfetto *p, const struct gmem_event *e)
 	case GMEM_EV_VM_NAME:
 		if (pid)
 			pf_name_process(p, pid);
+		break;
+	case GMEM_EV_VCPU_THREAD:
+		/* the thread's track says which vCPU it runs (a later name replaces "tid N") */
+		snprintf(name, sizeof(name), "vCPU %llu (tid %u)", (unsigned long long)e->a,
+			 e->tid);
+		pf_emit(p, json_pack("{s:s, s:s, s:I, s:I, s:{s:s}}", "name", "thread_name", "ph",
+				     "M", "pid", (json_int_t)pid, "tid", (json_int_t)e->tid, "args",
+				     "name", name));
 		break;
 	case GMEM_EV_CONV_REQUEST:
 		if (pf_conv(p, e->tid, &i))

@@ -37,6 +37,9 @@ struct vm_state {
 	size_t cap_pending;
 	struct model_order_count *orders; /* pub.hugepages; pub.nr_hugepages in use */
 	size_t cap_orders;
+	struct model_vcpu_thread *threads; /* pub.vcpu_threads; pub.nr_vcpu_threads in use */
+	size_t cap_threads;
+	size_t last_thread; /* the one a record named last: a vCPU thread's records come in runs */
 };
 
 struct file_state {
@@ -133,6 +136,7 @@ static const char *const kind_names[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_LOST] = "lost",
 	[GMEM_EV_VM_EXIT] = "vm_exit",
 	[GMEM_EV_VM_NAME] = "vm_name",
+	[GMEM_EV_VCPU_THREAD] = "vcpu_thread",
 	[GMEM_EV_FD_CLOSE] = "fd_close",
 	[GMEM_EV_KVM_STAT_DESC] = "kvm_stat_desc",
 	[GMEM_EV_KVM_STAT] = "kvm_stat",
@@ -203,6 +207,7 @@ static void vm__free(struct vm_state *vm)
 		return;
 	free(vm->pending);
 	free(vm->orders);
+	free(vm->threads);
 	free(vm);
 }
 
@@ -252,6 +257,7 @@ bool model__kind_proves_vmm(__u32 kind)
 	case GMEM_EV_CONV_REQUEST:
 	case GMEM_EV_CONV_ATTR:
 	case GMEM_EV_VCPU_RESUME:
+	case GMEM_EV_VCPU_THREAD:
 		return true;
 	default:
 		return false;
@@ -493,6 +499,21 @@ static unsigned int model__source(struct model *m, __u32 sub)
 	return GMEM_SRC_OTHER;
 }
 
+/* The vCPU thread tid of vm, or NULL: the last one asked for first. */
+static struct model_vcpu_thread *vm__thread(struct vm_state *vm, __u32 tid)
+{
+	size_t i;
+
+	if (vm->last_thread < vm->pub.nr_vcpu_threads && vm->threads[vm->last_thread].tid == tid)
+		return &vm->threads[vm->last_thread];
+	for (i = 0; i < vm->pub.nr_vcpu_threads; i++)
+		if (vm->threads[i].tid == tid) {
+			vm->last_thread = i;
+			return &vm->threads[i];
+		}
+	return NULL;
+}
+
 static int model__file_ev(struct model *m, const struct gmem_event *ev)
 {
 	struct file_state *f = model__file_of(m, ev);
@@ -517,6 +538,13 @@ static int model__file_ev(struct model *m, const struct gmem_event *ev)
 	case GMEM_EV_PAGE_ALLOC:
 		src = model__source(m, ev->sub);
 		vm->pub.pages_allocated[src] += ev->b;
+		if (src == GMEM_SRC_GUEST_FAULT && !(ev->flags & GMEM_EVF_COUNTED) &&
+		    vm->pub.nr_vcpu_threads) {
+			struct model_vcpu_thread *t = vm__thread(vm, ev->tid);
+
+			if (t)
+				t->guest_fault_pages += ev->b;
+		}
 		if (fp) {
 			fp->pages_allocated += ev->b;
 			fp->populated_pages += ev->b;
@@ -561,6 +589,12 @@ static int model__file_ev(struct model *m, const struct gmem_event *ev)
 	case GMEM_EV_FAULT:
 		src = model__source(m, ev->sub);
 		vm->pub.faults[src]++;
+		if (vm->pub.nr_vcpu_threads) {
+			struct model_vcpu_thread *t = vm__thread(vm, ev->tid);
+
+			if (t)
+				t->faults++;
+		}
 		histo__add(&vm->pub.fault_ns, ev->c);
 		if (fp)
 			fp->faults++;
@@ -763,6 +797,33 @@ static void model__vcpu_resume(struct vm_state *vm, const struct gmem_event *ev)
 	vm__pending_remove(vm, i);
 }
 
+/* VCPU_THREAD: tid runs vCPU a. A thread that moves to another vCPU keeps its counts under
+ * the new pair; a pair seen again (its thread's context aged out) adds nothing. */
+static int model__vcpu_thread(struct model *m, struct vm_state *vm, const struct gmem_event *ev)
+{
+	struct model_vcpu_thread *t = vm__thread(vm, ev->tid), *nt;
+
+	if (t) {
+		t->vcpu = (__u32)ev->a;
+		return 0;
+	}
+	if (vm->pub.nr_vcpu_threads == vm->cap_threads) {
+		size_t cap = vm->cap_threads ? vm->cap_threads * 2 : 4;
+
+		nt = realloc(vm->threads, cap * sizeof(*nt));
+		if (!nt) {
+			m->totals.anomalies.nomem++;
+			return -ENOMEM;
+		}
+		vm->threads = nt;
+		vm->cap_threads = cap;
+		vm->pub.vcpu_threads = nt;
+	}
+	vm->threads[vm->pub.nr_vcpu_threads++] =
+		(struct model_vcpu_thread){ .vcpu = (__u32)ev->a, .tid = ev->tid };
+	return 0;
+}
+
 static int model__vm_ev(struct model *m, const struct gmem_event *ev)
 {
 	struct vm_state *vm;
@@ -784,6 +845,8 @@ static int model__vm_ev(struct model *m, const struct gmem_event *ev)
 	case GMEM_EV_VCPU_RESUME:
 		model__vcpu_resume(vm, ev);
 		break;
+	case GMEM_EV_VCPU_THREAD:
+		return model__vcpu_thread(m, vm, ev);
 	case GMEM_EV_RMP:
 		if (ev->sub < GMEM_RMP_OP_MAX)
 			vm->pub.rmp[ev->sub]++;
@@ -924,6 +987,7 @@ int model__apply(struct model *m, const struct gmem_event *ev)
 	case GMEM_EV_CONV_REQUEST:
 	case GMEM_EV_CONV_ATTR:
 	case GMEM_EV_VCPU_RESUME:
+	case GMEM_EV_VCPU_THREAD:
 	case GMEM_EV_RMP:
 	case GMEM_EV_TDX:
 		return model__vm_ev(m, ev);
@@ -1220,6 +1284,17 @@ static json_t *json_vm(struct jctx *j, const struct model *m, const struct model
 		jset(j, x, dir_names[i], y);
 	}
 	jset(j, o, "conversions_in_place", x);
+	x = json_array();
+	for (size_t t = 0; x && t < vm->nr_vcpu_threads; t++) {
+		const struct model_vcpu_thread *th = &vm->vcpu_threads[t];
+
+		json_array_append_new(x, json_pack("{s:I, s:I, s:I, s:I}", "vcpu",
+						   (json_int_t)th->vcpu, "tid", (json_int_t)th->tid,
+						   "guest_fault_pages",
+						   (json_int_t)th->guest_fault_pages, "faults",
+						   (json_int_t)th->faults));
+	}
+	jset(j, o, "vcpu_threads", x);
 	jset(j, o, "conversion_latency", json_per_dir_histo(j, vm->conversion_ns));
 	jset(j, o, "conversion_exit_to_entry", json_per_dir_histo(j, vm->exit_to_entry_ns));
 

@@ -61,6 +61,15 @@ enum model_page_size {
 	MODEL_PS_MAX
 };
 
+/* A thread that ran one of a VM's vCPUs (VCPU_THREAD records), and what records showed it do:
+ * counted from records only (with the kernel counting, gmemd keeps no thread per page). */
+struct model_vcpu_thread {
+	__u32 vcpu; /* the vCPU's index */
+	__u32 tid;
+	__u64 guest_fault_pages; /* PAGE_ALLOC records of source guest_fault on this thread */
+	__u64 faults;            /* FAULT records on this thread (fentry tier) */
+};
+
 /* Huge-page splits and merges of one (from, to) order pair. */
 struct model_order_count {
 	__u64 splits;
@@ -140,6 +149,10 @@ struct model_vm {
 	/* gmem_hugepage_{splits,merges}_total{from_order,to_order}, sorted by (from, to) */
 	const struct model_order_count *hugepages;
 	size_t nr_hugepages;
+
+	/* (vCPU, thread) pairs in the order first seen (JSON only) */
+	const struct model_vcpu_thread *vcpu_threads;
+	size_t nr_vcpu_threads;
 
 	char name[VMNAME_LEN]; /* gmem_vm_info{vm,name}: read when first met; "" = unknown */
 	__u32 pid; /* the vm label; 0 = unknown */

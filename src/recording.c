@@ -334,6 +334,7 @@ static const char *const kind_fields[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_KVM_STAT] = "vm, sub=stat id, order=scope, a=value, b=vCPU index (scope 1)",
 	[GMEM_EV_VM_NAME] = "vm, to_order=part, ino a b c=32 bytes of the VM's name (byte i in "
 			    "bits 8*(i%8))",
+	[GMEM_EV_VCPU_THREAD] = "vm, tid, a=vCPU index: the thread's first KVM_RUN of it",
 };
 
 const char *recording__kind_fields(unsigned int kind)

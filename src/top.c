@@ -457,6 +457,22 @@ static int vm_from_json(struct top_vm *v, json_t *o)
 	histo_from_json(&v->e2e[GMEM_TO_SHARED], json_object_get(x, "shared"));
 	histo_from_json(&v->e2e[GMEM_TO_PRIVATE], json_object_get(x, "private"));
 
+	x = json_object_get(o, "vcpu_threads");
+	if (json_array_size(x)) {
+		json_t *th;
+
+		v->threads = calloc(json_array_size(x), sizeof(*v->threads));
+		if (!v->threads)
+			return -ENOMEM;
+		json_array_foreach(x, i, th) {
+			struct top_vthread *w = &v->threads[v->nr_threads++];
+
+			w->idx = (int)ju(th, "vcpu");
+			w->tid = (__u32)ju(th, "tid");
+			w->gmem_faults = ju(th, "guest_fault_pages");
+		}
+	}
+
 	v->nr_files = json_array_size(files);
 	if (v->nr_files) {
 		v->files_list = calloc(v->nr_files, sizeof(*v->files_list));
@@ -527,6 +543,11 @@ static int kvm_from_json(struct top_vm *vms, size_t n, json_t *snap)
 			u->halt_exits = ju(st, "halt_exits");
 			u->pf_taken = ju(st, "pf_taken");
 			u->halt_wait_ns = ju(st, "halt_wait_ns");
+			for (c = 0; c < v->nr_threads; c++)
+				if (v->threads[c].idx == u->idx) {
+					u->tid = v->threads[c].tid;
+					u->gmem_faults = v->threads[c].gmem_faults;
+				}
 			v->raw[TOP_C_KVM_EXITS] += u->exits;
 			v->raw[TOP_C_KVM_HALT_EXITS] += u->halt_exits;
 			v->raw[TOP_C_KVM_PF_TAKEN] += u->pf_taken;
@@ -552,6 +573,8 @@ static void vcpu_rates(struct top_vm *v, const struct top_vm *old, double dt)
 			u->halt_rate = (u->halt_exits - o->halt_exits) / dt;
 			u->pf_rate = (u->pf_taken - o->pf_taken) / dt;
 			u->halted = (u->halt_wait_ns - o->halt_wait_ns) / 1e9 / dt;
+			u->gmem_rate = u->tid == o->tid && u->gmem_faults >= o->gmem_faults ?
+					       (u->gmem_faults - o->gmem_faults) / dt : 0;
 			u->rated = true;
 		}
 	}
@@ -578,6 +601,7 @@ static void free_vms(struct top_vm *vms, size_t n)
 	for (i = 0; vms && i < n; i++) {
 		free(vms[i].files_list);
 		free(vms[i].vcpus);
+		free(vms[i].threads);
 	}
 	free(vms);
 }
@@ -1180,6 +1204,9 @@ void top__event_text(const struct gmem_event *ev, __s64 mono_to_real_ns, char *b
 	case GMEM_EV_VCPU_RESUME:
 		snprintf(buf, len, "tid %u", ev->tid);
 		break;
+	case GMEM_EV_VCPU_THREAD:
+		snprintf(buf, len, "tid %u runs vCPU %llu", ev->tid, a);
+		break;
 	case GMEM_EV_DMAP_REMOVE:
 	case GMEM_EV_DMAP_RESTORE:
 		snprintf(buf, len, "%s ino %llu index %llu pages %llu", model__owner_name(ev->sub),
@@ -1603,21 +1630,30 @@ static void page_drill(struct top *t)
 			page_add(t, TOP_S_NORMAL, "  page is allocated or freed: KVM's mapping "
 				 "changed, not guest_memfd's memory.");
 		}
-		page_add(t, TOP_S_HEADER, "%-6s %10s %10s %10s %10s %8s", "VCPU", "EXITS",
-			 "EXITS/s", "HALTS/s", "PF/s", "HALTED");
+		page_add(t, TOP_S_HEADER, "%-6s %8s %10s %10s %10s %10s %8s %9s", "VCPU", "TID",
+			 "EXITS", "EXITS/s", "HALTS/s", "PF/s", "HALTED", "GMEMPF/s");
 		for (i = 0; i < v->nr_vcpus; i++) {
 			const struct top_vcpu *u = &v->vcpus[i];
-			char r1[16] = "-", r2[16] = "-", r3[16] = "-", hw[16] = "-";
+			char r1[16] = "-", r2[16] = "-", r3[16] = "-", hw[16] = "-", tid[16] = "-";
+			char r4[16] = "-";
 
 			if (u->rated) {
 				top__fmt_rate(r1, sizeof(r1), u->exits_rate);
 				top__fmt_rate(r2, sizeof(r2), u->halt_rate);
 				top__fmt_rate(r3, sizeof(r3), u->pf_rate);
 				snprintf(hw, sizeof(hw), "%.0f%%", 100 * u->halted);
+				if (u->tid)
+					top__fmt_rate(r4, sizeof(r4), u->gmem_rate);
 			}
-			page_add(t, TOP_S_NORMAL, "%-6d %10llu %10s %10s %10s %8s", u->idx,
-				 (unsigned long long)u->exits, r1, r2, r3, hw);
+			if (u->tid)
+				snprintf(tid, sizeof(tid), "%u", u->tid);
+			page_add(t, TOP_S_NORMAL, "%-6d %8s %10llu %10s %10s %10s %8s %9s", u->idx,
+				 tid, (unsigned long long)u->exits, r1, r2, r3, hw, r4);
 		}
+		page_add(t, TOP_S_NORMAL, "  GMEMPF/s: guest_memfd pages the guest faulted in on "
+			 "that vCPU's thread, from records");
+		page_add(t, TOP_S_NORMAL, "  (they flow while this view is open; gmemd counts "
+			 "pages per file, not per thread, otherwise)");
 	}
 
 	page_add(t, TOP_S_NORMAL, "%s", "");
@@ -2222,7 +2258,9 @@ static json_t *vm_json(const struct top_vm *v)
 			const struct top_vcpu *u = &v->vcpus[k];
 
 			json_array_append_new(vcpus, json_pack(
-				"{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "vcpu", u->idx,
+				"{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "vcpu",
+				u->idx, "tid", u->tid ? json_integer(u->tid) : json_null(),
+				"gmem_fault_pages", u->tid ? ju64(u->gmem_faults) : json_null(),
 				"exits", ju64(u->exits), "halt_exits", ju64(u->halt_exits),
 				"pf_taken", ju64(u->pf_taken), "halt_wait_ns", ju64(u->halt_wait_ns),
 				"exits_per_s", u->rated ? json_real(u->exits_rate) : json_null(),

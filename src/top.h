@@ -173,8 +173,18 @@ struct top_file {
 struct top_vcpu {
 	int idx;
 	__u64 exits, halt_exits, pf_taken, halt_wait_ns;
+	__u32 tid;         /* the thread that runs it (the model's vcpu_threads), 0 = unknown */
+	__u64 gmem_faults; /* guest_memfd pages the guest faulted in on that thread */
 	double exits_rate, halt_rate, pf_rate, halted; /* halted: share of the interval */
+	double gmem_rate;
 	bool rated;
+};
+
+/* The model's (vCPU, thread) pairs of a VM, joined to the KVM stats rows by index. */
+struct top_vthread {
+	int idx;
+	__u32 tid;
+	__u64 gmem_faults;
 };
 
 struct top_vm {
@@ -203,6 +213,8 @@ struct top_vm {
 	__u64 kvm_pages[3];    /* pages_4k, pages_2m, pages_1g: how the guest is mapped */
 	struct top_vcpu *vcpus;
 	size_t nr_vcpus;
+	struct top_vthread *threads;
+	size_t nr_threads;
 };
 
 struct top_host {

@@ -451,6 +451,7 @@ LAB_TESTS = [
     # issue 12 on the kernels users run: KVM's binary stats against the VM's own stats fds,
     # in /metrics and in a recording, and the probe's line for them
     "tests/live/test_kvmstats.py::test_kvm_stats_equal_what_the_vm_reads_itself",
+    "tests/live/test_kvmstats.py::test_vcpu_thread_named_with_its_guest_faults",
     "tests/live/test_kvmstats.py::test_recording_carries_kvm_stats_samples",
     "tests/live/test_kvmstats.py::test_probe_reports_kvm_binary_stats",
     # the benchmarks' floor: the fentry tier's programs attach with empty bodies too

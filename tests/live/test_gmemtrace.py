@@ -957,7 +957,8 @@ def test_perfetto_export_schema_and_content(tmp):
 
 def test_perfetto_export_of_a_live_recording(tmp):
     """LIVE: a real recording (secretmem churn, a VM) exports to valid trace-event JSON with
-    the VM's process, its populated-bytes counter and the host's DirectMap counter."""
+    the VM's process, its populated-bytes counter, the host's DirectMap counter, and a track
+    named for the vCPU its thread runs."""
     require_live()
     out = os.path.join(tmp, "live.gmtr")
     rec = Recorder(out, "--in-process")
@@ -976,6 +977,10 @@ def test_perfetto_export_of_a_live_recording(tmp):
     assert ("M", "process_name", v["pid"]) in names
     assert ("C", "populated bytes", v["pid"]) in names
     assert ("C", "DirectMap", 0) in names
+    # the vCPU's thread has a track named for the vCPU it runs
+    tracks = {e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "thread_name"
+              and e["pid"] == v["pid"] and e["tid"] == v["vcpu_tid"]}
+    assert f"vCPU 0 (tid {v['vcpu_tid']})" in tracks, tracks
 
 
 def test_csv_jsonl_and_cat_agree(tmp):

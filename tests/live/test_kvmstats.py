@@ -98,6 +98,48 @@ def test_kvm_stats_equal_what_the_vm_reads_itself(gmemd):
             load.proc.kill()
 
 
+def test_vcpu_thread_named_with_its_guest_faults(gmemd):
+    """LIVE and LAB: the thread that runs each vCPU is known from its first KVM_RUN (a
+    VCPU_THREAD record): gmemd's snapshot pairs vCPU 0 with the thread gmem-load ran it on, and
+    gmemtop's batch JSON puts that tid beside KVM's per-vCPU stats. With records flowing (a
+    subscriber, as gmemtop's drill-down is), the guest-fault pages counted on that thread
+    equal the VM's guest faults."""
+    import json
+    from test_spine import _subscriber
+    sock, f = _subscriber(gmemd)
+    load = Load("--vms", "1", "--stats-fds", "--guest-touch", "16", "--linger", "30")
+    try:
+        v = load.wait_phase("done")["vms"][0]
+        pid, tid = v["pid"], v["vcpu_tid"]
+        assert tid > 0, v
+        want = v["pages_allocated"]["guest_fault"]
+        assert want >= 16, v
+
+        def paired():
+            gmemd.scan()
+            vm = [x for x in gmemd.call({"cmd": "snapshot"})["model"]["vms"]
+                  if x["vm"] == pid]
+            t = vm[0]["vcpu_threads"] if vm else []
+            return (len(t) == 1 and t[0]["vcpu"] == 0 and t[0]["tid"] == tid
+                    and t[0]["guest_fault_pages"] == want and t)
+        wait_until(paired, timeout=10, what=f"vm {pid}: vCPU 0 on tid {tid}, {want} pages")
+        def top_vcpu():
+            top = subprocess.run([os.path.join(os.path.dirname(GMEMD), "gmemtop"), "-b", "-j",
+                                  "-n", "1", "--socket", gmemd.socket], capture_output=True,
+                                 text=True, timeout=30)
+            assert top.returncode == 0, top.stderr
+            row = {r["pid"]: r for r in json.loads(top.stdout.splitlines()[-1])["vms"]}[pid]
+            # KVM's stats come on gmemd's 1 s tick
+            return row["kvm"] and row["kvm"]["vcpus"] and row["kvm"]["vcpus"][0]
+        vc = wait_until(top_vcpu, timeout=10, what="gmemtop's row with KVM's vCPU stats")
+        assert (vc["vcpu"], vc["tid"], vc["gmem_fault_pages"]) == (0, tid, want), vc
+    finally:
+        f.close()
+        sock.close()
+        load.resume()
+        load.finish()
+
+
 def test_a_vm_without_stats_fds_has_no_kvm_series(gmemd):
     load = Load("--vms", "1", "--user-touch", "4", "--linger", "30")
     try:

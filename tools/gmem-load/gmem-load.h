@@ -206,6 +206,7 @@ struct counts {
 	__u64 exits_hypercall;    /* KVM_HC_MAP_GPA_RANGE */
 	__u64 exits_memory_fault; /* KVM_EXIT_MEMORY_FAULT */
 	__u64 exits_other;
+	__u32 vcpu_tid; /* the thread that runs vCPU 0 (0: no vCPU) */
 	__u64 conv_requests[GMEM_DIR_MAX]; /* exits asking for a conversion, by what they asked */
 	__u64 conv_on_exit[GMEM_DIR_MAX];  /* ... answered by a conversion to, then re-entered */
 	__u64 secret_removed;

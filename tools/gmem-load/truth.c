@@ -343,6 +343,7 @@ json_t *counts__json(const struct counts *c, json_t *obj)
 			"error", (json_int_t)c->conv_in_place[GMEM_TO_PRIVATE][1],
 			"shared", "ok", (json_int_t)c->conv_in_place[GMEM_TO_SHARED][0],
 			"error", (json_int_t)c->conv_in_place[GMEM_TO_SHARED][1])) ||
+	    json_object_set_new(obj, "vcpu_tid", json_integer(c->vcpu_tid)) ||
 	    json_object_set_new(obj, "conversion_in_place_errno",
 				json_errno(c->conv_in_place_errno)) ||
 	    (c->kvm_stats_read &&

@@ -406,6 +406,8 @@ static int vm__vcpu_create(struct vm *vm)
 		vm_err(vm, "KVM_CREATE_VCPU: %s", strerror(-r));
 		return r;
 	}
+	/* gmem-load has one thread: the one that creates vCPU 0 runs it */
+	vm->c.vcpu_tid = (__u32)syscall(SYS_gettid);
 	if (vm->o->stats_fds) {
 		/* as QEMU does at vCPU creation: the fds stay open for the VM's life */
 		vm->vm_stats_fd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, 0);
