@@ -87,8 +87,12 @@ struct kvmstats {
 	/* the families of the last update, rebuilt each time */
 	struct prom_family *fams;
 	size_t nfams, cap_fams;
-	__u64 fds_read, errors;
+	__u64 fds_read, errors; /* as the last refresh left them */
 	int last_errno;
+	/* what kvmstats__counts() reports: copied at publish, since a scrape reads them from
+	 * another thread while a refresh runs unlocked */
+	__u64 pub_fds_read, pub_errors;
+	int pub_errno;
 	struct stat_id *ids;
 	size_t nids;
 	bool dirty;       /* replayed records since the families were built */
@@ -487,7 +491,7 @@ static void build_families(struct kvmstats *k)
 	k->dirty = false;
 }
 
-int kvmstats__update(struct kvmstats *k, const __u32 *pids, size_t n)
+int kvmstats__refresh(struct kvmstats *k, const __u32 *pids, size_t n)
 {
 	size_t i, s, read = 0;
 
@@ -531,9 +535,26 @@ int kvmstats__update(struct kvmstats *k, const __u32 *pids, size_t n)
 			read++;
 		}
 	}
-	build_families(k);
 	k->fds_read += read;
 	return (int)read;
+}
+
+void kvmstats__publish(struct kvmstats *k)
+{
+	if (!kvmstats__enabled(k))
+		return;
+	build_families(k);
+	k->pub_fds_read = k->fds_read;
+	k->pub_errors = k->errors;
+	k->pub_errno = k->last_errno;
+}
+
+int kvmstats__update(struct kvmstats *k, const __u32 *pids, size_t n)
+{
+	int read = kvmstats__refresh(k, pids, n);
+
+	kvmstats__publish(k);
+	return read;
 }
 
 void kvmstats__families(struct kvmstats *k, const struct prom_family **fams, size_t *n)
@@ -596,9 +617,9 @@ json_t *kvmstats__json(const struct kvmstats *k)
 
 void kvmstats__counts(const struct kvmstats *k, __u64 *fds, __u64 *errors, int *last_errno)
 {
-	*fds = k ? k->fds_read : 0;
-	*errors = k ? k->errors : 0;
-	*last_errno = k ? k->last_errno : 0;
+	*fds = k ? k->pub_fds_read : 0;
+	*errors = k ? k->pub_errors : 0;
+	*last_errno = k ? k->pub_errno : 0;
 }
 
 /* ---- recordings -------------------------------------------------------------------------- */

@@ -39,6 +39,14 @@ bool kvmstats__enabled(const struct kvmstats *k);
  * ones closed; then every tracked fd is read. Returns how many fds were read.
  */
 int kvmstats__update(struct kvmstats *k, const __u32 *pids, size_t n);
+/*
+ * kvmstats__update in two halves, for a daemon whose scrapes run on another thread: refresh
+ * does the /proc lookups and reads (milliseconds with many VMs) and touches nothing
+ * kvmstats__families() or kvmstats__counts() return, so it may run without the lock those
+ * readers hold; publish, under it, rebuilds the families and the counts.
+ */
+int kvmstats__refresh(struct kvmstats *k, const __u32 *pids, size_t n);
+void kvmstats__publish(struct kvmstats *k);
 
 /* The selected stats as families (gmem_kvm_NAME_total counters, gmem_kvm_NAME gauges; *_ns
  * stats in seconds), vCPU stats summed per VM. Valid until the next update. */

@@ -463,12 +463,16 @@ static int collect_pid(const struct model_vm *vm, void *ctx)
 	return 0;
 }
 
-static void kvm_update(struct kvmstats *k, struct model *m)
+/* The live VMs' stats fds looked up and read: the pids under the lock, the /proc walk and the
+ * reads (1,000 VMs: thousands of readlinks) without it, so a scrape does not wait for them. */
+static void kvm_refresh(struct kvmstats *k, struct server *srv)
 {
 	struct pids p = {};
 
-	model__for_each_vm(m, collect_pid, &p);
-	kvmstats__update(k, p.v, p.n);
+	server__lock(srv);
+	model__for_each_vm(server__model(srv), collect_pid, &p);
+	server__unlock(srv);
+	kvmstats__refresh(k, p.v, p.n);
 	free(p.v);
 }
 
@@ -679,7 +683,7 @@ int main(int argc, char **argv)
 		struct pollfd pfd[2 + 80];
 		int n = 0, nsrv;
 		__u64 inodes = 0;
-		bool inodes_fresh = false, inodes_ok = false;
+		bool inodes_fresh = false, inodes_ok = false, kvm_fresh = false;
 
 		pfd[n++] = (struct pollfd){ .fd = source__fd(src), .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
@@ -706,6 +710,11 @@ int main(int argc, char **argv)
 			inodes_fresh = true;
 			next_inodes = source__now_ns() + KVM_STATS_INTERVAL_NS;
 		}
+		if (kvmstats__enabled(kvm) && source__now_ns() >= next_kvm) {
+			kvm_refresh(kvm, srv);
+			kvm_fresh = true;
+			next_kvm = source__now_ns() + KVM_STATS_INTERVAL_NS;
+		}
 		server__lock(srv);
 		if (inodes_fresh) {
 			health.gmem_inodes = inodes;
@@ -720,11 +729,10 @@ int main(int argc, char **argv)
 			malloc_trim(0);
 		}
 		policy_host__tick(ph, source__now_ns());
-		if (kvmstats__enabled(kvm) && source__now_ns() >= next_kvm) {
-			kvm_update(kvm, server__model(srv));
+		if (kvm_fresh) {
+			kvmstats__publish(kvm);
 			/* the samples as records too: the model counts them, gmemtrace records them */
 			kvmstats__emit(kvm, source__now_ns(), server__source_cb, srv);
-			next_kvm = source__now_ns() + KVM_STATS_INTERVAL_NS;
 		}
 		server__handle(srv, pfd + n, nsrv);
 		/* records only while something needs each folio: a subscriber (gmemtop, a
