@@ -422,6 +422,16 @@ static int handle_record(void *ctx, void *data, size_t size)
 		/* the file's counted events reach the model while it still has the file */
 		flush_file(s, e.ino);
 		break;
+	case GMEM_EV_PAGE_FREE:
+		/*
+		 * While the kernel counts, a punch's frees still come as one record, and the
+		 * pages it frees may be ones the kernel counted since the last flush: those
+		 * allocations go to the model first, or the file's population would dip below
+		 * zero on the way (clamped, and then wrong for good).
+		 */
+		if (s->counting)
+			flush_file(s, e.ino);
+		break;
 	case GMEM_EV_FD_CLOSE:
 		now = source__now_ns();
 		schedule(&s->urgent_scan_ns, now + CLOSE_SCAN_DELAY_NS);

@@ -425,6 +425,37 @@ def test_kernel_counts_switch_seamlessly(gmemd):
     assert kr["page_alloc"]["counted"] > 0 and kr["page_alloc"]["emitted"] > 0, kr
 
 
+def test_kernel_counts_keep_each_files_population(gmemd):
+    """LIVE: pages the kernel counts (faults through the mmap) and punched again at once (the
+    punch's frees come as a record): each file's populated gauge still equals gmem-load's, so
+    counted allocations reach the model before the frees that follow them."""
+    assert gmemd.metrics().get("gmemscope_kernel_counting") == 1
+    load = Load("--files", "2", "--file-size", "1M", "--user-touch", "64", "--punch", "6",
+                "--punch-size", "32K", "--linger", "30")
+    try:
+        vm = load.wait_phase("done")["vms"][0]
+        pid = vm["pid"]
+        want = {f["ino"]: f["populated_pages"] * PAGE for f in vm["files"]}
+        assert sum(want.values()) < 2 * 64 * PAGE, "the punches must free touched pages"
+
+        def gauges():
+            gmemd.scan()
+            got = {g: v.get("gmem_populated_bytes") for g, v in
+                   file_gauges(gmemd.metrics(), pid).items()}
+            return got == want or None
+        try:
+            wait_until(gauges, timeout=10, what="populated gauges")
+        except AssertionError:
+            got = {g: v.get("gmem_populated_bytes") for g, v in
+                   file_gauges(gmemd.metrics(), pid).items()}
+            snap = gmemd.call({"cmd": "snapshot"})["model"]
+            raise AssertionError((got, want, snap["anomalies"]))
+        wait_match(gmemd, pid, truth_counters(vm))
+    finally:
+        load.resume()
+        load.finish()
+
+
 def test_kernel_counts_off_keeps_every_record():
     """LIVE: gmemd --kernel-counts off sends every folio as a record, subscriber or not, and
     still matches the truth; a bad value is refused with the choices named."""
