@@ -437,6 +437,7 @@ LAB_TESTS = [
     # issue 9: page events counted in the kernel while nobody subscribes, switched back and
     # forth during churn, still exact (the fentry tier tells releases itself)
     "tests/live/test_spine.py::test_kernel_counts_switch_seamlessly",
+    "tests/live/test_spine.py::test_kernel_counts_keep_each_files_population",
     "tests/live/test_gmemtrace.py::test_recording_replays_to_the_live_metrics",
     "tests/live/test_gmemtrace.py::test_in_process_recording_matches_ground_truth",
     "tests/live/test_exporter.py::test_promtool_accepts_a_live_scrape",
