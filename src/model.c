@@ -1216,6 +1216,21 @@ static int json_file_cb(const struct model_file *f, void *ctx)
 	return 0;
 }
 
+/* {private: {ok, error}, shared: {...}}: a counter by direction and result. */
+static json_t *json_per_dir_result(struct jctx *j, const __u64 (*c)[MODEL_RESULT_MAX])
+{
+	json_t *x = json_object(), *y;
+	unsigned int i, r;
+
+	for (i = 0; i < GMEM_DIR_MAX; i++) {
+		y = json_object();
+		for (r = 0; r < MODEL_RESULT_MAX; r++)
+			jset(j, y, result_names[r], json_u64(c[i][r]));
+		jset(j, x, dir_names[i], y);
+	}
+	return x;
+}
+
 static json_t *json_per_dir_histo(struct jctx *j, const struct histo h[GMEM_DIR_MAX])
 {
 	json_t *o = json_object();
@@ -1231,7 +1246,7 @@ static json_t *json_vm(struct jctx *j, const struct model *m, const struct model
 	json_t *o = json_object(), *x, *y;
 	struct json_walk w = { .j = j, .m = m };
 	const struct model_conv_stats *c = &vm->conv;
-	unsigned int i, r;
+	unsigned int i;
 	int err;
 
 	jset(j, o, "vm", json_u64(vm->pid));
@@ -1268,22 +1283,8 @@ static json_t *json_vm(struct jctx *j, const struct model *m, const struct model
 	jset(j, o, "faults", x);
 	jset(j, o, "fault_latency", json_histo(j, &vm->fault_ns));
 
-	x = json_object();
-	for (i = 0; i < GMEM_DIR_MAX; i++) {
-		y = json_object();
-		for (r = 0; r < MODEL_RESULT_MAX; r++)
-			jset(j, y, result_names[r], json_u64(vm->conversions[i][r]));
-		jset(j, x, dir_names[i], y);
-	}
-	jset(j, o, "conversions", x);
-	x = json_object();
-	for (i = 0; i < GMEM_DIR_MAX; i++) {
-		y = json_object();
-		for (r = 0; r < MODEL_RESULT_MAX; r++)
-			jset(j, y, result_names[r], json_u64(vm->conversions_in_place[i][r]));
-		jset(j, x, dir_names[i], y);
-	}
-	jset(j, o, "conversions_in_place", x);
+	jset(j, o, "conversions", json_per_dir_result(j, vm->conversions));
+	jset(j, o, "conversions_in_place", json_per_dir_result(j, vm->conversions_in_place));
 	x = json_array();
 	for (size_t t = 0; x && t < vm->nr_vcpu_threads; t++) {
 		const struct model_vcpu_thread *th = &vm->vcpu_threads[t];

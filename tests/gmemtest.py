@@ -297,6 +297,19 @@ class Gmemd:
         return stop_process(self.proc, sig)
 
 
+def subscribe(d):
+    """A client subscribed to gmemd d's record stream: (socket, its file, the ack). gmemd sends
+    every folio as a record while it stays (no counting in the kernel)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(d.socket)
+    s.sendall(b'{"cmd":"subscribe"}\n')
+    f = s.makefile("rb")
+    ack = json.loads(f.readline())
+    assert ack["ok"], ack
+    return s, f, ack
+
+
 class Load:
     """gmem-load in the background; its JSON lines are the ground truth, by phase."""
 

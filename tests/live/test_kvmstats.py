@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from gmemtest import GMEMD, Gmemd, Load, require_live, wait_until
+from gmemtest import GMEMD, Gmemd, Load, require_live, subscribe, wait_until
 
 
 @pytest.fixture
@@ -105,8 +105,7 @@ def test_vcpu_thread_named_with_its_guest_faults(gmemd):
     subscriber, as gmemtop's drill-down is), the guest-fault pages counted on that thread
     equal the VM's guest faults."""
     import json
-    from test_spine import _subscriber
-    sock, f = _subscriber(gmemd)
+    sock, f, _ = subscribe(gmemd)
     load = Load("--vms", "1", "--stats-fds", "--guest-touch", "16", "--linger", "30")
     try:
         v = load.wait_phase("done")["vms"][0]

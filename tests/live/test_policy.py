@@ -23,7 +23,8 @@ import time
 
 import pytest
 
-from gmemtest import BIN, BUILD, GMEMD, Gmemd, Load, require_live, run_load, wait_until
+from gmemtest import (BIN, BUILD, GMEMD, Gmemd, Load, require_live, run_load, subscribe,
+                      wait_until)
 
 GMEM_POLICY = os.path.join(BIN, "gmem-policy")
 TEST_POLICIES = os.path.join(BUILD, "tests", "policies")
@@ -246,12 +247,7 @@ def test_advice_without_a_policy_is_refused_not_fatal():
 def capture(d, run):
     """Subscribe, run the workload, and return gmem-load's exit doc and every record of its VM
     (by vm, or by one of its files' inodes), up to the release of its files."""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(10)
-    s.connect(d.socket)
-    s.sendall(b'{"cmd":"subscribe"}\n')
-    f = s.makefile("rb")
-    assert json.loads(f.readline())["ok"]
+    s, f, _ = subscribe(d)
     doc = run()
     v = doc["vms"][0]
     inos = {x["ino"] for x in v["files"]}

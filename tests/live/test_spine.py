@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from gmemtest import (GMEMD, LAB_KERNEL, NO_FENTRY, SOURCES, TIER_ARGS, Gmemd, Load,
+from gmemtest import (GMEMD, LAB_KERNEL, NO_FENTRY, SOURCES, TIER_ARGS, Gmemd, Load, subscribe,
                       exact_or_missed, require_live, run_load, truth_counters, wait_until, where)
 
 PAGE = 4096
@@ -362,17 +362,6 @@ def test_churn_exact(gmemd):
         assert not m.has("gmem_events_dropped_total", vm=v["pid"])
 
 
-def _subscriber(d):
-    """A client subscribed to gmemd's stream (records on while it stays), its ack read."""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(10)
-    s.connect(d.socket)
-    s.sendall(b'{"cmd":"subscribe"}\n')
-    f = s.makefile("rb")
-    assert json.loads(f.readline())["ok"]
-    return s, f
-
-
 def test_kernel_counts_switch_seamlessly(gmemd):
     """LIVE: with nobody subscribed, gmemd has the kernel count page allocs and frees per file
     (--kernel-counts auto); a subscriber turns records back on. Subscribers come and go ten
@@ -388,7 +377,7 @@ def test_kernel_counts_switch_seamlessly(gmemd):
     try:
         for i in range(20):
             if i % 2 == 0:
-                sub = _subscriber(gmemd)
+                sub = subscribe(gmemd)[:2]
             else:
                 sub[1].close()
                 sub[0].close()
@@ -644,13 +633,8 @@ def test_subscribe_streams_the_records(gmemd):
     """LIVE: a subscriber gets the raw 64-byte records; FILE_CREATE records for the VM equal
     the files gmem-load created, and PAGE_ALLOC records its allocations."""
     import struct
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(10)
-    s.connect(gmemd.socket)
-    s.sendall(b'{"cmd":"subscribe"}\n')
-    f = s.makefile("rb")
-    ack = json.loads(f.readline())
-    assert ack["ok"] and ack["record_size"] == 64
+    s, f, ack = subscribe(gmemd)
+    assert ack["record_size"] == 64
     out = run_load("--vms", "1", "--files", "2", "--user-touch", "5", "--guest-touch", "7")
     v = out["exit"]["vms"][0]
     gmemd.scan()
