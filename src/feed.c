@@ -313,7 +313,7 @@ int feed__snapshot(struct feed *f, json_t **out, char *err, size_t errlen)
 			return e;
 		}
 		model__tick(f->model, source__now_ns());
-		model = model__to_json(f->model);
+		model = model__to_json_opts(f->model, MODEL_JSON_SPARSE);
 		if (!model) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
@@ -329,7 +329,9 @@ int feed__snapshot(struct feed *f, json_t **out, char *err, size_t errlen)
 		if (e)
 			return e;
 	}
-	e = conn_call(&f->ctl, "{\"cmd\":\"snapshot\"}\n", f->opts.timeout_ms, &resp);
+	/* sparse: an idle VM's zeros are most of a snapshot, and a missing member reads as 0 */
+	e = conn_call(&f->ctl, "{\"cmd\":\"snapshot\", \"sparse\":true}\n", f->opts.timeout_ms,
+		      &resp);
 	if (e) {
 		snprintf(err, errlen, "lost %s: %s", f->socket, strerror(-e));
 		conn_close(&f->ctl);

@@ -1124,7 +1124,17 @@ int model__for_each_file(const struct model *m, const struct model_vm *vm, model
  */
 struct jctx {
 	bool failed;
+	bool sparse_vms; /* MODEL_JSON_SPARSE: VMs without their zero members */
+	bool sparse;     /* now: jset() leaves zeros and empty objects and arrays out */
 };
+
+/* Nothing to say: 0, or an object or array with nothing in it (its zeros left out). */
+static bool json_nothing(json_t *v)
+{
+	return (json_is_integer(v) && !json_integer_value(v)) ||
+	       (json_is_object(v) && !json_object_size(v)) ||
+	       (json_is_array(v) && !json_array_size(v));
+}
 
 static json_t *json_u64(__u64 v)
 {
@@ -1137,6 +1147,10 @@ static void jset(struct jctx *j, json_t *obj, const char *key, json_t *val)
 	if (!obj) {
 		json_decref(val);
 		j->failed = true;
+		return;
+	}
+	if (j->sparse && val && json_nothing(val)) {
+		json_decref(val);
 		return;
 	}
 	if (json_object_set_new(obj, key, val))
@@ -1354,15 +1368,22 @@ static int json_vm_cb(const struct model_vm *vm, void *ctx)
 {
 	struct json_walk *w = ctx;
 
+	w->j->sparse = w->j->sparse_vms;
 	jappend(w->j, w->arr, json_vm(w->j, w->m, vm));
+	w->j->sparse = false;
 	return 0;
 }
 
 json_t *model__to_json(const struct model *m)
 {
+	return model__to_json_opts(m, 0);
+}
+
+json_t *model__to_json_opts(const struct model *m, unsigned int flags)
+{
 	const struct model_totals *t = &m->totals;
 	const struct model_anomalies *a = &t->anomalies;
-	struct jctx j = { 0 };
+	struct jctx j = { .sparse_vms = flags & MODEL_JSON_SPARSE };
 	struct json_walk w = { .j = &j, .m = m };
 	json_t *root = json_object(), *x, *y;
 	unsigned int i;

@@ -245,6 +245,13 @@ int model__for_each_file(const struct model *m, const struct model_vm *vm, model
 
 /* A JSON snapshot of everything (json_decref() it), NULL when out of memory. */
 json_t *model__to_json(const struct model *m);
+/*
+ * The same, with flags: MODEL_JSON_SPARSE leaves out of each VM the members with nothing to
+ * say (zero counters, empty histograms and lists), which is most of an idle VM: for a reader
+ * that takes a missing member as zero (gmemtop, a snapshot a second of every VM).
+ */
+#define MODEL_JSON_SPARSE 1u
+json_t *model__to_json_opts(const struct model *m, unsigned int flags);
 
 /* Label values shared by the exporter and the JSON ("?" when out of range). */
 const char *model__source_name(unsigned int source);

@@ -662,7 +662,10 @@ static void handle_request(struct server *s, struct client *c, const char *line)
 		struct timespec wall;
 		char when[48];
 
-		snap = model__to_json(s->model);
+		/* "sparse": VMs without their zero members (gmemtop's snapshot a second) */
+		snap = model__to_json_opts(s->model,
+					   json_is_true(json_object_get(req, "sparse")) ?
+						   MODEL_JSON_SPARSE : 0);
 		/* ts_ns is the records' clock (CLOCK_MONOTONIC); wall time beside it */
 		clock_gettime(CLOCK_REALTIME, &wall);
 		reply_json(c, json_pack("{s:b, s:I, s:s, s:I, s:o, s:o, s:o, s:o}", "ok", 1,

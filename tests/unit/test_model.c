@@ -1047,6 +1047,22 @@ static void test_json_snapshot(void **state)
 	assert_true(json_is_true(jpath(file, "created", NULL, NULL)));
 	json_decref(root);
 
+	/* sparse: the same numbers, without a VM's zeros; the totals stay whole */
+	root = model__to_json_opts(m, MODEL_JSON_SPARSE);
+	assert_non_null(root);
+	vm = json_array_get(jpath(root, "vms", NULL, NULL), 0);
+	assert_int_equal(json_integer_value(jpath(vm, "pages_allocated", "populate", NULL)), 3);
+	assert_null(json_object_get(jpath(vm, "pages_allocated", NULL, NULL), "user_fault"));
+	assert_int_equal(json_integer_value(jpath(vm, "conversions", "private", "ok")), 1);
+	assert_null(json_object_get(jpath(vm, "conversions", NULL, NULL), "shared"));
+	assert_null(json_object_get(vm, "conversions_in_place"));
+	assert_null(json_object_get(vm, "rmp_transitions"));
+	assert_int_equal(
+		json_integer_value(jpath(vm, "conversion_latency", "private", "p99_ns")), 4000);
+	assert_int_equal(json_integer_value(jpath(vm, "vm", NULL, NULL)), 1234);
+	assert_int_equal(json_integer_value(jpath(root, "totals", "by_kind", "fd_close")), 0);
+	json_decref(root);
+
 	/* an empty model is a valid snapshot too */
 	model__free(m);
 	m = new_model(0, 0);
