@@ -22,6 +22,8 @@
  *    rmp_make_private/shared, psmash,
  *    snp_leak_pages: SEV-SNP's RMP transitions. tdh_mem_* / tdh_phymem_page_wbinvd_hkid: TDX's
  *    S-EPT transitions. Neither has tracepoints.
+ *  - kvm_arch_gmem_invalidate_range (7.3): a guest_memfd invalidation taking guest frames
+ *    out of a VM's mappings, with the VM and the gfn range in hand.
  *  - folio_zap_direct_map / folio_restore_direct_map (+ kvm_gmem_free_folio, see below): folios
  *    of NO_DIRECT_MAP guest_memfd files leaving and rejoining the direct map (unmerged series).
  *  - kvm_gmem_{split,merge}_folio_in_filemap, tdh_mem_page_demote: huge folio restructuring
@@ -630,6 +632,31 @@ int BPF_PROG(handle_gmem_reclaim, u64 pfn, u64 nr_pages)
 	e->a = pfn;
 	e->c = nr_pages;
 	e->sub = GMEM_RMP_GMEM_INVALIDATE;
+	gmem_submit(e);
+	return 0;
+}
+
+/*
+ * void kvm_arch_gmem_invalidate_range(struct kvm *kvm, struct kvm_gfn_range *range): 7.3 calls
+ * it under mmu_lock for each memslot range a guest_memfd invalidation (punch, truncate,
+ * conversion) takes out of the guest's mappings, so unlike reclaim it names the VM and the guest
+ * frames. a = first gfn, b = end gfn (exclusive), c = attr_filter (KVM_FILTER_SHARED 1,
+ * KVM_FILTER_PRIVATE 2; 0 where the field does not exist). One record per call: per memslot
+ * range, not per page.
+ */
+SEC("fentry/kvm_arch_gmem_invalidate_range")
+int BPF_PROG(handle_gmem_invalidate_range, struct kvm *kvm, struct kvm_gfn_range *range)
+{
+	GMEM_EMPTY_BODY();
+	struct gmem_event *e = fe_reserve(GMEM_EV_GFN_INVALIDATE);
+
+	if (!e)
+		return 0;
+	e->vm = gmem_vm_of_kvm(kvm);
+	e->a = BPF_CORE_READ(range, start);
+	e->b = BPF_CORE_READ(range, end);
+	if (bpf_core_field_exists(range->attr_filter))
+		e->c = (__u32)BPF_CORE_READ(range, attr_filter);
 	gmem_submit(e);
 	return 0;
 }

@@ -67,6 +67,9 @@ enum gmem_ev_kind {
 	GMEM_EV_VM_NAME = 26,
 	/* tid runs vCPU a (its index) of vm: a thread's first KVM_RUN of that vCPU. */
 	GMEM_EV_VCPU_THREAD = 27,
+	/* 7.3+, fentry: guest frames [a, b) of vm taken out of its mappings by a guest_memfd
+	 * invalidation (kvm_arch_gmem_invalidate_range), c = attr_filter (1 shared, 2 private). */
+	GMEM_EV_GFN_INVALIDATE = 28,
 	GMEM_EV_KIND_MAX
 };
 

@@ -155,6 +155,9 @@ int export__text(struct strbuf *o, const struct gmem_event *e, __u64 base_ns,
 	case GMEM_EV_VCPU_THREAD:
 		strbuf__printf(o, " vcpu=%llu", a);
 		break;
+	case GMEM_EV_GFN_INVALIDATE:
+		strbuf__printf(o, " gfn=%#llx end=%#llx filter=%llu", a, b, c);
+		break;
 	case GMEM_EV_DMAP_REMOVE:
 	case GMEM_EV_DMAP_RESTORE:
 		strbuf__printf(o, " ino=%llu index=%llu pages=%llu owner=%s", ino, a, b, sub);
@@ -275,6 +278,7 @@ static const struct fspec fields[GMEM_EV_KIND_MAX][NFIELDS] = {
 	[GMEM_EV_KVM_STAT] = { { "stat_id", F_SUB }, { "vcpu", F_B, 0, 1 }, { "value", F_A } },
 	[GMEM_EV_VM_NAME] = { { "part", F_TO_ORDER }, { "name", F_NAME } },
 	[GMEM_EV_VCPU_THREAD] = { { "vcpu", F_A } },
+	[GMEM_EV_GFN_INVALIDATE] = { { "gfn", F_A }, { "end", F_B }, { "filter", F_C } },
 };
 
 static bool field_present(const struct fspec *f, const struct gmem_event *e)

@@ -137,6 +137,7 @@ static const char *const kind_names[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_VM_EXIT] = "vm_exit",
 	[GMEM_EV_VM_NAME] = "vm_name",
 	[GMEM_EV_VCPU_THREAD] = "vcpu_thread",
+	[GMEM_EV_GFN_INVALIDATE] = "gfn_invalidate",
 	[GMEM_EV_FD_CLOSE] = "fd_close",
 	[GMEM_EV_KVM_STAT_DESC] = "kvm_stat_desc",
 	[GMEM_EV_KVM_STAT] = "kvm_stat",
@@ -853,6 +854,11 @@ static int model__vm_ev(struct model *m, const struct gmem_event *ev)
 		else
 			m->totals.anomalies.bad_sub++;
 		break;
+	case GMEM_EV_GFN_INVALIDATE:
+		vm->pub.mapping_invalidations++;
+		if (ev->b > ev->a)
+			vm->pub.mapping_invalidated_pages += ev->b - ev->a;
+		break;
 	case GMEM_EV_TDX:
 		if (ev->sub < GMEM_TDX_OP_MAX)
 			vm->pub.tdx[ev->sub]++;
@@ -990,6 +996,7 @@ int model__apply(struct model *m, const struct gmem_event *ev)
 	case GMEM_EV_VCPU_THREAD:
 	case GMEM_EV_RMP:
 	case GMEM_EV_TDX:
+	case GMEM_EV_GFN_INVALIDATE:
 		return model__vm_ev(m, ev);
 	case GMEM_EV_DMAP_REMOVE:
 	case GMEM_EV_DMAP_RESTORE:
@@ -1333,6 +1340,8 @@ static json_t *json_vm(struct jctx *j, const struct model *m, const struct model
 	for (i = 0; i < GMEM_TDX_OP_MAX; i++)
 		jset(j, x, tdx_op_names[i], json_u64(vm->tdx[i]));
 	jset(j, o, "tdx_transitions", x);
+	jset(j, o, "mapping_invalidations", json_u64(vm->mapping_invalidations));
+	jset(j, o, "mapping_invalidated_pages", json_u64(vm->mapping_invalidated_pages));
 
 	x = json_object();
 	for (i = 1; i < GMEM_EV_KIND_MAX; i++)

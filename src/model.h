@@ -132,6 +132,9 @@ struct model_vm {
 
 	__u64 rmp[GMEM_RMP_OP_MAX]; /* gmem_rmp_transitions_total{op} */
 	__u64 tdx[GMEM_TDX_OP_MAX]; /* gmem_tdx_transitions_total{op} */
+	/* 7.3+ fentry: gfn ranges a gmem invalidation unmapped, and their frames */
+	__u64 mapping_invalidations;     /* gmem_mapping_invalidations_total */
+	__u64 mapping_invalidated_pages; /* gmem_mapping_invalidated_pages_total */
 
 	/*
 	 * Direct-map pages of this VM's folios (JSON only; the exporter's series are host-wide by

@@ -74,6 +74,9 @@ const struct probe_event_def probe_events[] = {
 	  .fentry = { TPBTF("handle_folio_delete", "mm_filemap_delete_from_page_cache"),
 		      FUNC("handle_gmem_fallocate_entry", "kvm_gmem_fallocate"),
 		      FUNC("handle_gmem_fallocate_exit", "kvm_gmem_fallocate") } },
+	/* 7.3+: each memslot range a guest_memfd invalidation unmaps, named by VM and gfn */
+	{ "mapping_invalidate", "guest frames a gmem invalidation unmapped (7.3+)",
+	  .fentry = { FUNC_OPT("handle_gmem_invalidate_range", "kvm_arch_gmem_invalidate_range") } },
 	{ "conversion", "private<->shared conversions, kernel part and exit-to-entry",
 	  .tp = { IOCTL_PAIR },
 	  .fentry = { KVM_RUN_PAIR, VM_IOCTL_PAIR } },

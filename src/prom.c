@@ -133,19 +133,23 @@ static void render__vm_u64(struct render *r, const char *name, const struct mode
 }
 
 /* A per-VM family with one sample per VM; field picks the counter from the view. */
-static void render__per_vm(struct render *r, const char *name, enum fam_type type,
-			   const char *help, size_t field)
+static void render__per_vm_if(struct render *r, const char *name, enum fam_type type,
+			      const char *help, bool emit, size_t field)
 {
 	size_t i;
 
 	render__family(r, name, type, help);
-	for (i = 0; i < r->nr_vms; i++)
+	for (i = 0; emit && i < r->nr_vms; i++)
 		render__vm_u64(r, name, r->vms[i],
 			       *(const __u64 *)((const char *)r->vms[i] + field));
 }
 
 #define PER_VM(r, name, type, help, member) \
-	render__per_vm(r, name, type, help, offsetof(struct model_vm, member))
+	render__per_vm_if(r, name, type, help, true, offsetof(struct model_vm, member))
+/* samples only once the model has seen a record of kind: no zero per VM on kernels without it */
+#define PER_VM_IF_SEEN(r, name, type, help, kind, member) \
+	render__per_vm_if(r, name, type, help, (r)->t->by_kind[kind] > 0, \
+			  offsetof(struct model_vm, member))
 
 static void render__per_source(struct render *r, const char *name, const char *help,
 			       bool emit, size_t field)
@@ -316,6 +320,14 @@ static void render__transitions(struct render *r)
 		    "TDX page-state transitions (SEAMCALLs) by operation.",
 		    r->t->by_kind[GMEM_EV_TDX], offsetof(struct model_vm, tdx), GMEM_TDX_OP_MAX,
 		    model__tdx_op_name);
+	PER_VM_IF_SEEN(r, "gmem_mapping_invalidations_total", FAM_COUNTER,
+		       "Guest frame ranges a guest_memfd invalidation (punch, truncate, "
+		       "conversion) took out of the VM's mappings, one per memslot range "
+		       "(kvm_arch_gmem_invalidate_range: 7.3+, fentry tier).",
+		       GMEM_EV_GFN_INVALIDATE, mapping_invalidations);
+	PER_VM_IF_SEEN(r, "gmem_mapping_invalidated_pages_total", FAM_COUNTER,
+		       "Guest frames (4 KiB) in those ranges, whether or not KVM had mapped them.",
+		       GMEM_EV_GFN_INVALIDATE, mapping_invalidated_pages);
 }
 
 static void render__hugepages(struct render *r, const char *name, const char *help, bool splits)

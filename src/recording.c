@@ -335,6 +335,8 @@ static const char *const kind_fields[GMEM_EV_KIND_MAX] = {
 	[GMEM_EV_VM_NAME] = "vm, to_order=part, ino a b c=32 bytes of the VM's name (byte i in "
 			    "bits 8*(i%8))",
 	[GMEM_EV_VCPU_THREAD] = "vm, tid, a=vCPU index: the thread's first KVM_RUN of it",
+	[GMEM_EV_GFN_INVALIDATE] = "vm, a=first gfn, b=end gfn (exclusive), c=attr_filter (1 "
+				   "shared, 2 private): frames a gmem invalidation unmapped",
 };
 
 const char *recording__kind_fields(unsigned int kind)

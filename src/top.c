@@ -1207,6 +1207,9 @@ void top__event_text(const struct gmem_event *ev, __s64 mono_to_real_ns, char *b
 	case GMEM_EV_VCPU_THREAD:
 		snprintf(buf, len, "tid %u runs vCPU %llu", ev->tid, a);
 		break;
+	case GMEM_EV_GFN_INVALIDATE:
+		snprintf(buf, len, "gfn 0x%llx-0x%llx unmapped (%llu pages)", a, b, b > a ? b - a : 0);
+		break;
 	case GMEM_EV_DMAP_REMOVE:
 	case GMEM_EV_DMAP_RESTORE:
 		snprintf(buf, len, "%s ino %llu index %llu pages %llu", model__owner_name(ev->sub),

@@ -48,6 +48,8 @@ static const struct {
 	{ "gmem_tdx_transitions_total", "counter" },
 	{ "gmem_hugepage_splits_total", "counter" },
 	{ "gmem_hugepage_merges_total", "counter" },
+	{ "gmem_mapping_invalidations_total", "counter" },
+	{ "gmem_mapping_invalidated_pages_total", "counter" },
 	{ "gmemscope_probe_info", "gauge" },
 	{ "gmemscope_events_total", "counter" },
 	{ "gmemscope_events_dropped_total", "counter" },
@@ -204,6 +206,7 @@ static void test_small_model_exact_lines(void **state)
 	assert_int_equal(count_prefix(t, "gmem_rmp_transitions_total{"), 0);
 	assert_int_equal(count_prefix(t, "gmem_tdx_transitions_total{"), 0);
 	assert_int_equal(count_prefix(t, "gmem_hugepage_splits_total{"), 0);
+	assert_int_equal(count_prefix(t, "gmem_mapping_invalidations_total{"), 0);
 	/* 0.0.4 has no EOF marker */
 	assert_null(strstr(t, "# EOF"));
 	strbuf__release(&sb);
@@ -488,6 +491,20 @@ static void test_rmp_tdx_faults_splits(void **state)
 	assert_line(t, "gmem_hugepage_splits_total{vm=\"2\",from_order=\"18\",to_order=\"9\"} 1");
 	assert_line(t, "gmem_hugepage_merges_total{vm=\"2\",from_order=\"18\",to_order=\"9\"} 0");
 	assert_line(t, "gmem_hugepage_merges_total{vm=\"2\",from_order=\"9\",to_order=\"18\"} 1");
+	assert_int_equal(count_prefix(t, "gmem_mapping_invalidated_pages_total{"), 0);
+	strbuf__release(&sb);
+
+	/* constructed: 7.3's kvm_arch_gmem_invalidate_range, gfns [0x10, 0x30) then [0x40, 0x41) */
+	APPLY(m, .kind = GMEM_EV_GFN_INVALIDATE, .vm = 1, .a = 0x10, .b = 0x30, .c = 2,
+	      .flags = GMEM_EVF_SCENARIO);
+	APPLY(m, .kind = GMEM_EV_GFN_INVALIDATE, .vm = 1, .a = 0x40, .b = 0x41,
+	      .flags = GMEM_EVF_SCENARIO);
+	render(m, NULL, false, &sb);
+	t = strbuf__str(&sb);
+	assert_int_equal(count_prefix(t, "gmem_mapping_invalidations_total{"), 2);
+	assert_line(t, "gmem_mapping_invalidations_total{vm=\"1\"} 2");
+	assert_line(t, "gmem_mapping_invalidated_pages_total{vm=\"1\"} 33");
+	assert_line(t, "gmem_mapping_invalidated_pages_total{vm=\"2\"} 0");
 	strbuf__release(&sb);
 
 	APPLY(m, .kind = GMEM_EV_TDX, .vm = 2, .sub = GMEM_TDX_WBINVD, .flags = GMEM_EVF_SCENARIO);
