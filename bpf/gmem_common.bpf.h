@@ -211,7 +211,11 @@ static __always_inline struct kvm *gmem_file_kvm(struct file *file)
 		return NULL;
 	if (bpf_core_type_exists(struct kvm_gmem))
 		return BPF_CORE_READ((struct kvm_gmem *)priv, kvm);
-	return BPF_CORE_READ((struct gmem_file___v619 *)priv, kvm);
+	/* Guarded too: a kernel without guest_memfd has neither type, and an unguarded read
+	 * would be a failed relocation the verifier meets, failing the whole program. */
+	if (bpf_core_type_exists(struct gmem_file___v619))
+		return BPF_CORE_READ((struct gmem_file___v619 *)priv, kvm);
+	return NULL;
 }
 
 /* inode -> kvm, through the list of files bound to the inode; NULL once they are released. */
