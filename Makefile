@@ -192,10 +192,12 @@ TESTS ?= tests
 .PHONY: check check-build
 # On a fresh machine `sudo make check` alone does the set-up: the Debian packages first (only
 # what is missing, so a no-op on a set-up machine), then the build, then the runner.
+# --durations: CI's log then says where its time went (the lab's boots land on the first test of
+# each kernel), just above the summary line.
 check:
 	$(Q)$(MAKE) --no-print-directory deps
 	$(Q)$(MAKE) --no-print-directory check-build
-	$(Q)GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) $(TESTS)
+	$(Q)GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs --durations=25 $(PYTEST_ARGS) $(TESTS)
 check-build: all
 
 # The kernel lab (tests/lab/): Debian's kernels under QEMU, the live suites inside on both tiers.
@@ -203,7 +205,7 @@ check-build: all
 .PHONY: lab check-host
 lab: all
 	$(Q)GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) tests/lab
-check-host: all
+check-host: check-build
 	$(Q)GMEM_LAB=0 GMEM_BUILD=$(abspath $(O)) $(PYTHON) -m pytest -p no:cacheprovider -q -rs $(PYTEST_ARGS) $(TESTS)
 
 .PHONY: bench
