@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* cli.c - command-line helpers shared by gmemd, gmemtrace and gmemtop. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/kvm.h>
 
 #include <bpf/libbpf.h>
 #include <jansson.h>
@@ -124,11 +128,43 @@ int cli__parse_double(const char *arg, double lo, double hi, double *out)
 	return 0;
 }
 
+/* Not in every linux/kvm.h this builds against (bookworm's is 6.1). */
+#define CLI_KVM_CAP_GUEST_MEMFD 234
+#define CLI_KVM_CAP_GUEST_MEMFD_FLAGS 244
+
+int cli__gmem_support(char *why, size_t len)
+{
+	int kvm, cap, flags;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		int err = errno;
+
+		/* a distribution kernel loads kvm as a module: it may come later */
+		snprintf(why, len, "cannot open /dev/kvm: %s (is the kvm module loaded?)",
+			 strerror(err));
+		return -1;
+	}
+	cap = ioctl(kvm, KVM_CHECK_EXTENSION, CLI_KVM_CAP_GUEST_MEMFD);
+	flags = ioctl(kvm, KVM_CHECK_EXTENSION, CLI_KVM_CAP_GUEST_MEMFD_FLAGS);
+	close(kvm);
+	if (cap <= 0) {
+		snprintf(why, len, "KVM_CAP_GUEST_MEMFD is 0: this kernel's KVM has no guest_memfd "
+			 "(Linux 6.8+ built with it), so there is nothing to watch");
+		return 0;
+	}
+	snprintf(why, len, "KVM_CAP_GUEST_MEMFD %d, flags %s%s%s", cap,
+		 flags > 0 && (flags & 1) ? "MMAP" : "",
+		 flags > 0 && (flags & 1) && (flags & 2) ? "|" : "",
+		 flags > 0 && (flags & 2) ? "INIT_SHARED" : (flags > 0 ? "" : "none (private only)"));
+	return 1;
+}
+
 int cli__print_coverage(const struct loader_opts *lo, bool json, const char *prog)
 {
 	struct loader *l = NULL;
-	char err[512] = "", kwhy[256];
-	int nstats;
+	char err[512] = "", kwhy[256], gwhy[256];
+	int nstats, gmem;
 
 	if (loader__open(&l, lo, err, sizeof(err))) {
 		fprintf(stderr, "%s: %s\n", prog, err);
@@ -137,6 +173,7 @@ int cli__print_coverage(const struct loader_opts *lo, bool json, const char *pro
 	loader__caps_plan(err, sizeof(err));
 	/* KVM's binary stats are no probe event: a line of their own, found by asking a VM */
 	nstats = kvmstats__probe(kwhy, sizeof(kwhy));
+	gmem = cli__gmem_support(gwhy, sizeof(gwhy));
 	if (json) {
 		json_t *o = ctl__probe_json(loader__table(l));
 
@@ -145,11 +182,17 @@ int cli__print_coverage(const struct loader_opts *lo, bool json, const char *pro
 				    json_pack("{s:s, s:s}", "state",
 					      nstats >= 0 ? "available" : "unavailable", "reason",
 					      kwhy));
+		json_object_set_new(o, "guest_memfd",
+				    json_pack("{s:s, s:s}", "state",
+					      gmem > 0 ? "available" : gmem == 0 ? "absent" : "unknown",
+					      "reason", gwhy));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(o);
 	} else {
 		probe__print(loader__table(l), stdout);
+		printf("guest_memfd: %s: %s\n",
+		       gmem > 0 ? "available" : gmem == 0 ? "absent" : "unknown", gwhy);
 		printf("kvm binary stats: %s: %s\n", nstats >= 0 ? "available" : "unavailable",
 		       kwhy);
 		printf("privileges: %s\n", err);

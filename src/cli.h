@@ -41,6 +41,12 @@ int cli__parse_ulong(const char *arg, unsigned long long lo, unsigned long long 
 int cli__parse_double(const char *arg, double lo, double hi, double *out);
 
 /*
+ * Can this kernel's KVM make guest_memfd files? 1 yes, 0 no (KVM_CAP_GUEST_MEMFD is 0), -1
+ * cannot tell (/dev/kvm does not open). why says which, with the flags on a yes.
+ */
+int cli__gmem_support(char *why, size_t len);
+
+/*
  * Load and attach the probes for real ("live" means attached, not merely present), print the
  * coverage table (JSON with json) and unload. prog names the program in errors. Exit status.
  */

@@ -657,6 +657,12 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "gmemd: attached; capabilities kept: %s\n", kept);
 	}
+	{
+		char why[256];
+
+		if (cli__gmem_support(why, sizeof(why)) == 0)
+			fprintf(stderr, "gmemd: warning: %s\n", why);
+	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
