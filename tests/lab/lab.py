@@ -307,11 +307,14 @@ mkdir -p /newroot/lab-out
 mount -t 9p -o trans=virtio,version=9p2000.L labout /newroot/lab-out || echo "lab: no out share"
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 echo "lab: guest ready: $(uname -r), /dev/kvm $( [ -e /dev/kvm ] && echo present || echo absent)"
-chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+# LAB_WRAP is "setsid -c" for an interactive boot: the console becomes the command's
+# controlling terminal, so a TUI gets its keys and its window size.
+$LAB_WRAP chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root TERM=dumb LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 $LAB_ENV \
-	/bin/sh -c "$LAB_CMD" > /dev/console 2>&1
-echo "lab: command exited $?"
-echo "$?" > /newroot/lab-out/rc 2>/dev/null
+	/bin/sh -c "$LAB_CMD" < /dev/console > /dev/console 2>&1
+rc=$?
+echo "lab: command exited $rc"
+echo "$rc" > /newroot/lab-out/rc 2>/dev/null
 sync
 poweroff -f
 """
@@ -325,7 +328,7 @@ def _cpio(srcdir, out):
                        stdout=f, check=True)
 
 
-def make_initrd(kernel, cmd, env, out):
+def make_initrd(kernel, cmd, env, out, interactive=False):
     busybox = shutil.which("busybox") or "/bin/busybox"
     p = subprocess.run(["ldd", busybox], capture_output=True, text=True)
     if "not a dynamic executable" not in (p.stdout + p.stderr):
@@ -342,6 +345,7 @@ def make_initrd(kernel, cmd, env, out):
         with open(os.path.join(d, "lab.env"), "w") as f:
             f.write(f"LAB_CMD={shlex.quote(cmd)}\n")
             f.write(f"LAB_ENV={shlex.quote(envs)}\n")
+            f.write(f"LAB_WRAP={'setsid -c' if interactive else ''!r}\n")
             # kvm_amd: nested paging on (TCG emulates NPT); SEV off, no firmware here.
             f.write("MODOPT_kvm_amd='npt=1 sev=0 sev_es=0 sev_snp=0'\n")
         _cpio(d, out)
@@ -349,9 +353,11 @@ def make_initrd(kernel, cmd, env, out):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def boot(kernel, cmd, env=None, timeout=1500, tag="run", log=print):
+def boot(kernel, cmd, env=None, timeout=1500, tag="run", log=print, interactive=False):
     """Boot kernel under QEMU/TCG with this host's userspace and run cmd (sh -c) in it as root.
-    Returns (rc or None on timeout/crash, out dir). The console is in OUT/console.log."""
+    Returns (rc or None on timeout/crash, out dir). The console is in OUT/console.log.
+    interactive: the guest's console is also this terminal, both ways (cmd's stdin and stdout
+    are the guest's serial line, sized and typed as this terminal is), with no time limit."""
     qemu = shutil.which("qemu-system-x86_64")
     if not qemu:
         raise LabError("qemu-system-x86_64 not found: install Debian's qemu-system-x86")
@@ -365,7 +371,12 @@ def boot(kernel, cmd, env=None, timeout=1500, tag="run", log=print):
         env.setdefault("GMEM_LAB_KVM", kernel.kvm)
         env.setdefault("GMEM_LAB_SELFTESTS", kernel.selftests)
     env.setdefault("GMEM_LAB_OUT", "/lab-out")
-    make_initrd(kernel, cmd, env, initrd)
+    if interactive:
+        size = shutil.get_terminal_size()
+        env.setdefault("TERM", os.environ.get("TERM", "vt100"))
+        cmd = f"stty rows {size.lines} cols {size.columns} 2>/dev/null; {cmd}"
+        timeout = None
+    make_initrd(kernel, cmd, env, initrd, interactive)
     console = os.path.join(out, "console.log")
     # Single-threaded TCG: with thread=multi the guest kernel oopsed on an int3 in about one
     # boot in three (6.18, 7.2, 7.3), a vCPU running stale code while another patched
@@ -373,7 +384,9 @@ def boot(kernel, cmd, env=None, timeout=1500, tag="run", log=print):
     # here (7.2's suite: 104 s either way). GMEM_LAB_ACCEL overrides.
     accel = os.environ.get("GMEM_LAB_ACCEL", "tcg,thread=single")
     args = [qemu, "-accel", accel, "-cpu", "max", "-smp", "2", "-m", GUEST_MEM,
-            "-nographic", "-no-reboot", "-nodefaults", "-serial", f"file:{console}",
+            "-nographic", "-no-reboot", "-nodefaults",
+            *(["-chardev", f"stdio,id=con,signal=off,logfile={console}", "-serial", "chardev:con"]
+              if interactive else ["-serial", f"file:{console}"]),
             "-kernel", kernel.vmlinuz, "-initrd", initrd,
             "-append", "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 "
                        "transparent_hugepage=never mitigations=off",
@@ -383,7 +396,8 @@ def boot(kernel, cmd, env=None, timeout=1500, tag="run", log=print):
     t0 = time.monotonic()
     log(f"lab: {kernel.label}: booting ({tag})")
     with open(os.path.join(out, "qemu.log"), "w") as qlog:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
+        proc = subprocess.Popen(args, stdin=None if interactive else subprocess.DEVNULL,
+                                stdout=None if interactive else qlog, stderr=qlog)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -590,6 +604,8 @@ def main(argv=None):
     s = sub.add_parser("shell", help="boot one kernel and run a command in it")
     s.add_argument("--kvm", metavar="VARIANT", help="boot with rebuilt kvm modules "
                    "(sw-protected: CONFIG_KVM_SW_PROTECTED_VM=y, see tests/lab/kvmbuild.py)")
+    s.add_argument("-i", "--interactive", action="store_true",
+                   help="the guest's console is this terminal (for a TUI such as gmemtop)")
     s.add_argument("version")
     s.add_argument("cmd", nargs="?", default=None)
     kv = sub.add_parser("kvm", help="rebuild kvm.ko and kvm-amd.ko with KVM_SW_PROTECTED_VM")
@@ -612,8 +628,10 @@ def main(argv=None):
             cmd = a.cmd or (f"cd {shlex.quote(ROOT)} && mount -t tracefs tracefs "
                             f"/sys/kernel/tracing; {shlex.quote(BUILD)}/bin/gmemd --probe")
             rc, out = boot(k, cmd, {"GMEM_BUILD": BUILD},
-                           tag="run" + (f"-kvm-{a.kvm}" if a.kvm else ""))
-            print(console_tail(out, 200))
+                           tag="run" + (f"-kvm-{a.kvm}" if a.kvm else ""),
+                           interactive=a.interactive)
+            if not a.interactive:
+                print(console_tail(out, 200))
             return 0 if rc == 0 else 1
         elif a.verb == "run":
             results, reboots = {}, {}
