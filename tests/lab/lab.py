@@ -441,12 +441,14 @@ def console_tail(out, n=40):
 LAB_TESTS = [
     "tests/live/test_spine.py::test_probe_tells_the_truth_about_both_tiers",
     "tests/live/test_spine.py::test_probe_info_metric_matches_probe",
+    "tests/live/test_kvmstats.py::test_probe_says_whether_this_kernel_has_guest_memfd",
     "tests/live/test_spine.py::test_one_vm_every_counter_and_gauge",
     "tests/live/test_spine.py::test_vm_started_before_gmemd_is_discovered",
     "tests/live/test_spine.py::test_churn_exact",
     "tests/live/test_spine.py::test_records_reach_the_model_without_a_scan",
     "tests/live/test_spine.py::test_several_vms_one_exits_mid_run",
     "tests/live/test_spine.py::test_fentry_faults_prepare_and_invalidate_equal_the_truth",
+    "tests/live/test_spine.py::test_fentry_mapping_invalidations_equal_the_punches",
     "tests/live/test_spine.py::test_kernel_gmem_inodes_cross_check",
     # issue 9: page events counted in the kernel while nobody subscribes, switched back and
     # forth during churn, still exact (the fentry tier tells releases itself)
@@ -484,7 +486,8 @@ LAB_TESTS = [
 
 # Kernels booted a second time with kvm.ko and kvm-amd.ko rebuilt (tests/lab/kvmbuild.py), and
 # what runs there: real private memory and conversions, and the probe with that module's BTF.
-KVM_SUITES = {"7.2.13+deb14": "sw-protected"}
+# 7.3 too: its kvm_arch_gmem_invalidate_range and make_private/reclaim meet private memory there.
+KVM_SUITES = {"7.2.13+deb14": "sw-protected", "7.3.4+deb13": "sw-protected"}
 KVM_TESTS = [
     "tests/live/test_spine.py::test_probe_tells_the_truth_about_both_tiers",
     "tests/live/test_conversions.py::test_real_conversions_counted_and_timed",

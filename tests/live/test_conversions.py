@@ -20,7 +20,7 @@ import pytest
 from gmemtest import (Gmemd, Load, kernel_lacks, require_live, run_load, truth_counters,
                       wait_until, where)
 from test_gmemtrace import pmc_expected
-from test_spine import wait_match
+from test_spine import check_mapping_invalidations, wait_match
 
 PAGE = 4096
 KVM_CHECK_EXTENSION = 0xAE03
@@ -125,6 +125,10 @@ def test_real_conversions_counted_and_timed(gmemd, attr_trace):
 
     wait_match(gmemd, pid, truth_counters(vm))
     m = gmemd.metrics()
+    # 7.3: each punch on the way to shared takes the private frame out of the VM's mappings
+    inv = check_mapping_invalidations(gmemd, m, vm)
+    if inv:
+        print(f"{where()}: mapping invalidations {inv}")
     for to in ("private", "shared"):
         kernel = check_histo(m, "gmem_conversion_seconds", pid, to, vm["conversions"][to]["ok"])
         e2e = check_histo(m, "gmem_conversion_exit_to_entry_seconds", pid, to,

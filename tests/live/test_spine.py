@@ -290,6 +290,52 @@ def test_fentry_faults_prepare_and_invalidate_equal_the_truth(gmemd):
     print(f"{where()}: faults {faults}, rmp {rmp}, kvm {kvm}")
 
 
+def check_mapping_invalidations(gmemd, m, v):
+    """On a kernel with kvm_arch_gmem_invalidate_range (7.3+), the fentry tier counts one
+    mapping invalidation per memslot range a guest_memfd invalidation covers. gmem-load binds
+    each file whole to a memslot of its own, so that is one per punch hole, over the punched
+    pages, and one more per file released, over the whole file: a file's release takes its
+    bindings out, and it always comes while the memslot still exists (each file holds a
+    reference on its VM, so the VM and its memslots go after the last file). Elsewhere, or on
+    the tracepoint tier, the series are not made up. Returns what was seen, or None."""
+    pid = v["pid"]
+    rows = {r["event"]: r for r in gmemd.call({"cmd": "probe"})["probe"]["events"]}
+    row = rows["mapping_invalidate"]
+    with open("/proc/kallsyms") as f:
+        has = any(line.split()[2] == "kvm_arch_gmem_invalidate_range" for line in f)
+    if row["state"] != "live":
+        assert not m.has("gmem_mapping_invalidations_total", vm=pid), row
+        assert not m.has("gmem_mapping_invalidated_pages_total", vm=pid), row
+        # where fentry is allowed (the lab's best tier) and the kernel has the function, the
+        # row must be live
+        assert not (has and LAB_KERNEL and not NO_FENTRY), (where(), row)
+        return None
+    assert row["tier"] == "fentry" and has, row
+    got = {"invalidations": m.get("gmem_mapping_invalidations_total", vm=pid),
+           "pages": m.get("gmem_mapping_invalidated_pages_total", vm=pid)}
+    released = [f for f in v["files"] if f["released"]]
+    want = {"invalidations": v["punch_holes"] + len(released),
+            "pages": v["invalidated_bytes"] // PAGE + sum(f["size"] // PAGE for f in released)}
+    assert want["invalidations"] > 0, "the workload punched nothing: this checks nothing"
+    assert exact_or_missed(m, got, want, pid), (where(), got, want)
+    return got
+
+
+def test_fentry_mapping_invalidations_equal_the_punches(gmemd):
+    """LAB (7.3's fentry tier), LIVE elsewhere: every punch hole gmem-load makes in a bound
+    file is one kvm_arch_gmem_invalidate_range over the punched pages, and every file released
+    one over the whole file: gmem_mapping_invalidations_total and
+    gmem_mapping_invalidated_pages_total for the VM equal what gmem-load did. Where the
+    function or the tier is missing, the series do not exist."""
+    out = run_load("--vms", "1", "--files", "2", "--user-touch", "8", "--fallocate", "6",
+                   "--punch", "3")
+    v = out["exit"]["vms"][0]
+    wait_match(gmemd, v["pid"], truth_counters(v))
+    got = check_mapping_invalidations(gmemd, gmemd.metrics(), v)
+    print(f"{where()}: mapping invalidations {got}, punches {v['punch_holes']}, "
+          f"punched {v['invalidated_bytes']} bytes")
+
+
 @pytest.mark.parametrize("scan", ["iter", "procfs"])
 def test_several_vms_one_exits_mid_run(scan):
     """LIVE: three VMs at once; VM 1 exits mid-run with its files still open (the kernel
