@@ -90,3 +90,22 @@ def test_demo_shows_real_guest_memfd_vms():
         p = run_demo(1, GMEM_DEMO_LAB="0")
         assert p.returncode == 1, p.stderr
         assert "GMEM_DEMO_LAB=0: not falling back to the kernel lab" in p.stderr, p.stderr
+
+
+def test_benches_that_need_guest_memfd_say_so():
+    """LIVE: bench/needs-guest-memfd, which the gmem benches run first, answers 0 where this
+    kernel runs gmem-load's VMs, and otherwise exits 77 (make bench: skipped, not failed)
+    saying why and how to run the bench in the lab; bench/run then stops there too."""
+    require_live()
+    env = {**os.environ, "GMEM_BUILD": os.environ.get("GMEM_BUILD", os.path.join(ROOT, "build"))}
+    p = subprocess.run([os.path.join(ROOT, "bench", "needs-guest-memfd"), "bench/x"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    if has_guest_memfd():
+        assert p.returncode == 0 and not p.stderr, p.stderr
+        return
+    assert p.returncode == 77, p.stderr
+    assert "bench/x: skipped: this kernel" in p.stderr and "KVM_CAP_GUEST_MEMFD is 0" in p.stderr
+    assert 'tests/lab/lab.py shell 7.2.13+deb14 "cd ' in p.stderr, p.stderr
+    p = subprocess.run([os.path.join(ROOT, "bench", "run")], capture_output=True, text=True,
+                       timeout=60, env={**env, "WORKLOAD": "host"})
+    assert p.returncode == 77 and "WORKLOAD=host bench/run: skipped" in p.stderr, p.stderr
