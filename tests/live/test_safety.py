@@ -240,7 +240,8 @@ def test_listen_port_is_checked_and_port_0_reported(tmp):
         e = subprocess.Popen([GMEMD, "--listen", "127.0.0.1:0", "--socket",
                               os.path.join(tmp, "z.sock")], stderr=subprocess.PIPE, text=True)
         line = e.stderr.readline()
-        while line.startswith("gmemd: attached;"):
+        # before it: the capabilities kept, and on a kernel without guest_memfd a warning
+        while line.startswith(("gmemd: attached;", "gmemd: warning: KVM_CAP_GUEST_MEMFD")):
             line = e.stderr.readline()
         assert line.startswith("gmemd: ready; metrics on http://127.0.0.1:"), line
         port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
@@ -300,8 +301,14 @@ def test_policy_that_is_not_a_bpf_object_is_named_so(tmp):
 
 
 def test_demo_shows_gmemd_failing_to_start():
-    """scripts/demo's readiness check must not take 'Address already in use' for ready."""
+    """scripts/demo's readiness check must not take 'Address already in use' for ready. Where
+    this kernel has no guest_memfd the demo starts no gmemd here (it runs in the lab, whose
+    ports are its own: tests/live/test_demo.py), so there is nothing to check."""
     require_live()
+    from test_demo import has_guest_memfd
+    if not has_guest_memfd():
+        kernel_lacks("guest_memfd: scripts/demo runs in the kernel lab instead, whose port "
+                     "this test cannot hold")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
