@@ -164,6 +164,7 @@ int cli__print_coverage(const struct loader_opts *lo, bool json, const char *pro
 {
 	struct loader *l = NULL;
 	char err[512] = "", kwhy[256], gwhy[256];
+	const char *gstate;
 	int nstats, gmem;
 
 	if (loader__open(&l, lo, err, sizeof(err))) {
@@ -174,6 +175,7 @@ int cli__print_coverage(const struct loader_opts *lo, bool json, const char *pro
 	/* KVM's binary stats are no probe event: a line of their own, found by asking a VM */
 	nstats = kvmstats__probe(kwhy, sizeof(kwhy));
 	gmem = cli__gmem_support(gwhy, sizeof(gwhy));
+	gstate = gmem > 0 ? "available" : gmem == 0 ? "absent" : "unknown";
 	if (json) {
 		json_t *o = ctl__probe_json(loader__table(l));
 
@@ -183,16 +185,13 @@ int cli__print_coverage(const struct loader_opts *lo, bool json, const char *pro
 					      nstats >= 0 ? "available" : "unavailable", "reason",
 					      kwhy));
 		json_object_set_new(o, "guest_memfd",
-				    json_pack("{s:s, s:s}", "state",
-					      gmem > 0 ? "available" : gmem == 0 ? "absent" : "unknown",
-					      "reason", gwhy));
+				    json_pack("{s:s, s:s}", "state", gstate, "reason", gwhy));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(o);
 	} else {
 		probe__print(loader__table(l), stdout);
-		printf("guest_memfd: %s: %s\n",
-		       gmem > 0 ? "available" : gmem == 0 ? "absent" : "unknown", gwhy);
+		printf("guest_memfd: %s: %s\n", gstate, gwhy);
 		printf("kvm binary stats: %s: %s\n", nstats >= 0 ? "available" : "unavailable",
 		       kwhy);
 		printf("privileges: %s\n", err);
