@@ -8,11 +8,13 @@ files and sizes and the churning VMs' rates: never an empty table.
 """
 import fcntl
 import os
+import re
 import subprocess
 
 import pytest
 
 from gmemtest import ROOT, require_live
+from tui import table
 
 DEMO = os.path.join(ROOT, "scripts", "demo")
 
@@ -26,20 +28,12 @@ def has_guest_memfd():
 
 
 def last_table(text):
-    """The last batch snapshot's rows: [{column: cell}], with PID and NAME."""
+    """The last batch snapshot's rows: [{column: cell}], with NAME (tui.table's parse)."""
     lines = text.splitlines()
-    heads = [i for i, l in enumerate(lines) if l.lstrip().startswith("PID NAME ")]
+    heads = [i for i, l in enumerate(lines) if re.match(r"^\s+PID NAME\s", l)]
     assert heads, "no gmemtop table in the demo's output:\n" + text[-3000:]
-    i = heads[-1]
-    cols = lines[i][24:].split()
-    rows = []
-    for line in lines[i + 1:]:
-        if not line[:8].strip().isdigit():
-            break
-        row = dict(zip(cols, line[24:].split()))
-        row["PID"], row["NAME"] = int(line[:8]), line[8:23].strip()
-        rows.append(row)
-    return rows
+    rows, _ = table("\n".join(lines[heads[-1]:]))
+    return list(rows.values())
 
 
 def rate(cell):
